@@ -1,0 +1,419 @@
+"""The Django admin, scoped: resellers see and sell only within their own tree and pool,
+support agents see everyone (every act audited), the operator sees everything.
+
+Every queryset and foreign-key choice comes from `visible_to(request.user)`; permissions come
+from the seat's role, not from per-user permission rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from hosting import audit
+from hosting.access import VISIBLE_MODELS, visible
+from hosting.models import AuditEvent, Customer, Domain, MailHost, Pack, Plan, Reseller, User
+from hosting.roles import Role, role_of
+from hosting.services import (
+    check_customer_pool,
+    check_domain_limits,
+    check_pack_plan,
+    customer_create,
+    domain_create,
+    lock_pack,
+    lock_reseller,
+    pack_create,
+)
+from hosting.validators import normalize_domain
+from mail.models import Mailbox
+from mail.services import check_password_strength, mailbox_create
+
+admin.site.site_header = _("Mail hosting administration")
+admin.site.site_title = _("Mail hosting")
+admin.site.index_title = _("Administration")
+
+ALL = frozenset({"view", "add", "change", "delete"})
+VIEW = frozenset({"view"})
+
+
+class TenantAdmin(admin.ModelAdmin):
+    """Base of every admin page of a tenant model.
+
+    `role_perms` says what each non-operator role may do; the operator may do everything.
+    Creations that must respect limits go through service functions (`create_object`).
+    """
+
+    role_perms: dict[Role, frozenset[str]] = {}
+    service_creates = False
+
+    def _perms(self, request: HttpRequest) -> frozenset[str]:
+        role = role_of(request.user)
+        if role == Role.OPERATOR:
+            return ALL
+        return self.role_perms.get(role, frozenset())
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(self._perms(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(self._perms(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return "add" in self._perms(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return "change" in self._perms(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return "delete" in self._perms(request)
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        qs = visible(self.model, request.user)
+        if self.list_select_related and isinstance(self.list_select_related, (list, tuple)):
+            qs = qs.select_related(*self.list_select_related)
+        return qs
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.related_model in VISIBLE_MODELS:
+            kwargs["queryset"] = visible(db_field.related_model, request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change or not self.service_creates:
+            super().save_model(request, obj, form, change)
+            return
+        created = self.create_object(request, obj, form)
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def create_object(self, request: HttpRequest, obj: Any, form: Any) -> Any:
+        raise NotImplementedError
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if not self.service_creates:  # the service function already wrote the audit row
+            audit.record(request.user, f"{obj._meta.model_name}.create", obj, via="admin")
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        audit.record(request.user, f"{obj._meta.model_name}.change", obj, via="admin",
+                     fields=_changed_fields(message))
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            audit.record(request.user, f"{obj._meta.model_name}.delete", obj, via="admin")
+        return super().log_deletions(request, queryset)
+
+
+def _changed_fields(message: Any) -> list[str]:
+    fields: list[str] = []
+    for entry in message or []:
+        if isinstance(entry, dict) and "changed" in entry:
+            fields.extend(str(f) for f in entry["changed"].get("fields", []))
+    return fields
+
+
+def _force_reseller(request: HttpRequest, form: Any) -> None:
+    """Reseller staff always create in their own tree: the reseller field is theirs."""
+    if role_of(request.user) == Role.RESELLER and "reseller" in form.base_fields:
+        del form.base_fields["reseller"]
+
+
+@admin.register(MailHost)
+class MailHostAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: VIEW}
+    list_display = ["name", "fqdn", "queue", "active"]
+    search_fields = ["name", "fqdn"]
+
+
+@admin.register(Reseller)
+class ResellerAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: VIEW, Role.RESELLER: VIEW}
+    list_display = ["name", "max_customers", "max_domains", "max_mailboxes"]
+    search_fields = ["name"]
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = ["reseller", "name", "email"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: ALL}
+    service_creates = True
+    form = CustomerForm
+    list_display = ["name", "email", "reseller", "created_at"]
+    list_select_related = ["reseller"]
+    search_fields = ["name", "email"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        _force_reseller(request, form)
+        if obj is None:
+            form.reseller_of_seat = request.user.reseller if role_of(request.user) == Role.RESELLER else None
+            form.clean = _customer_pool_clean(form)
+        return form
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["reseller"] if obj is not None else []
+
+    def create_object(self, request: HttpRequest, obj: Customer, form: Any) -> Customer:
+        reseller = getattr(form, "reseller_of_seat", None) or form.cleaned_data.get("reseller")
+        return customer_create(
+            reseller=reseller, name=obj.name, email=obj.email, acting_user=request.user
+        )
+
+
+def _customer_pool_clean(form_class: Any) -> Any:
+    base_clean = form_class.clean
+
+    def clean(self: Any) -> Any:
+        data = base_clean(self)
+        reseller = form_class.reseller_of_seat or data.get("reseller")
+        # Runs inside the admin's transaction: the lock is held until the customer is saved.
+        check_customer_pool(lock_reseller(reseller.pk) if reseller else None)
+        return data
+
+    return clean
+
+
+@admin.register(Plan)
+class PlanAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: VIEW, Role.RESELLER: ALL}
+    list_display = [
+        "name", "reseller", "max_domains", "max_mailboxes", "max_forwards", "max_robots",
+        "max_lists", "default_quota_mb", "total_quota_mb",
+    ]
+    list_select_related = ["reseller"]
+    search_fields = ["name"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        _force_reseller(request, form)
+        return form
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["reseller"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Plan, form: Any, change: bool) -> None:
+        if not change and role_of(request.user) == Role.RESELLER:
+            obj.reseller_id = request.user.reseller_id
+        super().save_model(request, obj, form, change)
+
+
+class PackForm(forms.ModelForm):
+    class Meta:
+        model = Pack
+        fields = ["customer", "plan", "mail_host", "label"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        customer, plan = data.get("customer"), data.get("plan")
+        if customer and plan:
+            check_pack_plan(customer, plan)
+        host = data.get("mail_host")
+        if host and not host.active and (self.instance.pk is None or host != self.instance.mail_host):
+            raise ValidationError(_("This mail host does not accept new packs."))
+        return data
+
+
+@admin.register(Pack)
+class PackAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: ALL}
+    service_creates = True
+    form = PackForm
+    list_display = ["__str__", "customer", "plan", "mail_host", "created_at"]
+    list_select_related = ["customer", "plan", "mail_host"]
+    search_fields = ["label", "customer__name", "domains__name"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Moving a pack to another host moves its domains: that is the provisioning issue's work.
+        return ["customer", "mail_host"] if obj is not None else []
+
+    def create_object(self, request: HttpRequest, obj: Pack, form: Any) -> Pack:
+        return pack_create(
+            customer=obj.customer, plan=obj.plan, mail_host=obj.mail_host, label=obj.label,
+            acting_user=request.user,
+        )
+
+
+class DomainForm(forms.ModelForm):
+    postmaster_password = forms.CharField(
+        label=_("Password of postmaster"),
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("The domain is created with its postmaster account, the domain's admin."),
+    )
+
+    class Meta:
+        model = Domain
+        fields = ["pack", "name"]
+
+    def clean_name(self) -> str:
+        return normalize_domain(self.cleaned_data["name"])
+
+    def clean_postmaster_password(self) -> str:
+        password = self.cleaned_data["postmaster_password"]
+        check_password_strength(password)
+        return password
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        pack = data.get("pack")
+        if pack is not None:
+            # Runs inside the admin's transaction: the locks last until the domain is saved.
+            check_domain_limits(lock_pack(pack.pk))
+        return data
+
+
+class DomainChangeForm(forms.ModelForm):
+    class Meta:
+        model = Domain
+        fields = ["pack"]
+
+
+@admin.register(Domain)
+class DomainAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: frozenset({"view", "add"})}
+    service_creates = True
+    list_display = ["unicode_name", "name", "pack", "revision", "created_at"]
+    list_select_related = ["pack__plan", "pack__customer"]
+    search_fields = ["name"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        kwargs["form"] = DomainForm if obj is None else DomainChangeForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["name", "pack", "revision"] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["pack", "name", "postmaster_password"]
+        return ["name", "pack", "revision"]
+
+    def create_object(self, request: HttpRequest, obj: Domain, form: Any) -> Domain:
+        domain = domain_create(pack=obj.pack, name=obj.name, acting_user=request.user)
+        mailbox_create(
+            domain=domain, local_part="postmaster", real_name="Postmaster",
+            password=form.cleaned_data["postmaster_password"], is_admin=True,
+            acting_user=request.user,
+        )
+        return domain
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: VIEW, Role.RESELLER: VIEW}
+    list_display = ["local_part", "domain", "real_name", "quota_mb", "is_admin", "enabled"]
+    list_select_related = ["domain"]
+    search_fields = ["local_part", "domain__name", "real_name"]
+    exclude = ["password_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # mailboxes are created with their password in the domain's screens
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(TenantAdmin):
+    role_perms = {Role.SUPPORT: VIEW}
+    list_display = ["created_at", "actor_label", "actor_role", "action", "target_type", "target_repr"]
+    list_filter = ["actor_role", "action"]
+    search_fields = ["actor_label", "target_repr", "action"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ResellerUserCreationForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ["email", "first_name", "last_name", "customer"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].required = True
+
+
+class ResellerUserChangeForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = ["email", "first_name", "last_name", "customer", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].required = True
+
+
+@admin.register(User)
+class UserAdmin(TenantAdmin, DjangoUserAdmin):
+    """The operator manages everyone; a reseller manages its customers' users (never staff)."""
+
+    role_perms = {
+        Role.SUPPORT: VIEW,
+        Role.RESELLER: frozenset({"view", "add", "change"}),
+    }
+    ordering = ["email"]
+    list_display = ["email", "first_name", "last_name", "reseller", "customer", "is_staff", "is_active"]
+    list_select_related = ["reseller", "customer"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    search_fields = ["email", "first_name", "last_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        (_("Personal info"), {"fields": ["first_name", "last_name"]}),
+        (_("Tenant"), {"fields": ["reseller", "customer"]}),
+        (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
+        (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]}),
+        (_("Tenant"), {"fields": ["reseller", "customer", "is_staff"]}),
+    ]
+    reseller_fieldsets = [(None, {"fields": ["email", "first_name", "last_name", "customer", "is_active"]})]
+    reseller_add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["email", "first_name", "last_name", "customer",
+                                                "password1", "password2"]})
+    ]
+
+    def _is_reseller(self, request: HttpRequest) -> bool:
+        return role_of(request.user) == Role.RESELLER
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self._is_reseller(request):
+            return self.reseller_add_fieldsets if obj is None else self.reseller_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if self._is_reseller(request):
+            kwargs["form"] = ResellerUserCreationForm if obj is None else ResellerUserChangeForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and self._is_reseller(request) and (obj.is_staff or obj.reseller_id):
+            return False  # a reseller never edits staff accounts, its own included
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        if self._is_reseller(request):
+            obj.is_staff = obj.is_superuser = False
+            obj.reseller = None
+            if obj.customer is None or obj.customer.reseller_id != request.user.reseller_id:
+                raise ValidationError(_("Choose one of your customers."))
+        super().save_model(request, obj, form, change)

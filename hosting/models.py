@@ -1,0 +1,369 @@
+"""Tenants: operator → resellers → customers → packs (a plan on a mail host) → domains.
+
+Every tenant model's manager has `visible_to(seat)`: the one way to list what a seat may see.
+Scoping follows foreign keys only; there are no per-object ACL rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from hosting.roles import Role, role_of
+from hosting.validators import domain_to_unicode, normalize_domain
+
+UNLIMITED = -1
+
+
+class ScopedQuerySet(models.QuerySet):
+    """A queryset that knows the foreign-key path from its model up to a reseller and a customer.
+
+    Subclasses set the paths; `None` means that role sees none of these rows.
+    """
+
+    reseller_path: str | None = None
+    customer_path: str | None = None
+    domain_path: str | None = None
+    mailbox_path: str | None = None
+
+    def visible_to(self, seat: Any) -> models.QuerySet:
+        role = role_of(seat)
+        if role in (Role.OPERATOR, Role.SUPPORT):
+            return self.all()
+        if role == Role.RESELLER:
+            return self._scoped(self.reseller_path, seat.reseller_id)
+        if role == Role.CUSTOMER:
+            return self._scoped(self.customer_path, seat.customer_id)
+        if role == Role.DOMAIN_ADMIN:
+            return self._scoped(self.domain_path, seat.domain_id)
+        if role == Role.MAILBOX:
+            return self._scoped(self.mailbox_path, seat.pk)
+        return self.none()
+
+    def _scoped(self, path: str | None, value: Any) -> models.QuerySet:
+        if path is None or value is None:
+            return self.none()
+        return self.filter(**{path: value})
+
+
+class UserQuerySet(ScopedQuerySet):
+    def visible_to(self, seat: Any) -> models.QuerySet:
+        role = role_of(seat)
+        if role in (Role.OPERATOR, Role.SUPPORT):
+            return self.all()
+        if role == Role.RESELLER:
+            return self.filter(
+                Q(reseller_id=seat.reseller_id) | Q(customer__reseller_id=seat.reseller_id)
+            )
+        if role == Role.CUSTOMER:
+            return self.filter(pk=seat.pk)
+        return self.none()
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("An e-mail address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    """A person who signs in with e-mail + password: operator, support, reseller staff, customer.
+
+    `reseller` set (with is_staff) makes reseller staff; `customer` set makes a customer user;
+    support agents are staff in the "support" group; the operator is a superuser.
+    """
+
+    username = None
+    email = models.EmailField(_("e-mail address"), unique=True)
+    reseller = models.ForeignKey(
+        "Reseller", null=True, blank=True, on_delete=models.PROTECT, related_name="staff",
+        verbose_name=_("reseller"),
+    )
+    customer = models.ForeignKey(
+        "Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="users",
+        verbose_name=_("customer"),
+    )
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reseller__isnull=True) | Q(customer__isnull=True),
+                name="user_reseller_or_customer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def role(self) -> Role:
+        return role_of(self)
+
+
+class MailHostQuerySet(ScopedQuerySet):
+    def visible_to(self, seat: Any) -> models.QuerySet:
+        role = role_of(seat)
+        if role in (Role.OPERATOR, Role.SUPPORT):
+            return self.all()
+        if role == Role.RESELLER:
+            return self.filter(active=True)
+        return self.none()
+
+
+class MailHost(models.Model):
+    """A mail server (Postfix + Dovecot + mlmmj) with its own agent consuming one queue."""
+
+    name = models.SlugField(_("name"), max_length=63, unique=True)
+    fqdn = models.CharField(_("host name"), max_length=253, blank=True)
+    active = models.BooleanField(_("accepts new packs"), default=True)
+
+    objects = MailHostQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("mail host")
+        verbose_name_plural = _("mail hosts")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return f"host.{self.name}"
+
+
+class ResellerQuerySet(ScopedQuerySet):
+    reseller_path = "pk"
+
+
+class Reseller(models.Model):
+    """A company that resells mail hosting; its pool caps what it may sell (−1 = unlimited)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    max_customers = models.IntegerField(_("customers it may have"), default=UNLIMITED)
+    max_domains = models.IntegerField(_("domains it may host"), default=UNLIMITED)
+    max_mailboxes = models.IntegerField(_("mailboxes it may host"), default=UNLIMITED)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = ResellerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("reseller")
+        verbose_name_plural = _("resellers")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerQuerySet(ScopedQuerySet):
+    reseller_path = "reseller"
+    customer_path = "pk"
+
+
+class Customer(models.Model):
+    """Someone who buys packs; belongs to a reseller, or to the operator when reseller is empty."""
+
+    reseller = models.ForeignKey(
+        Reseller, null=True, blank=True, on_delete=models.PROTECT, related_name="customers",
+        verbose_name=_("reseller"),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("contact e-mail"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["name"]
+        indexes = [models.Index(fields=["reseller", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlanQuerySet(ScopedQuerySet):
+    reseller_path = "reseller"
+
+
+class Plan(models.Model):
+    """What a pack offers. Counts: −1 unlimited, 0 the feature is hidden. Quotas: 0 unlimited."""
+
+    reseller = models.ForeignKey(
+        Reseller, null=True, blank=True, on_delete=models.PROTECT, related_name="plans",
+        verbose_name=_("reseller"),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    max_domains = models.IntegerField(_("domains"), default=1)
+    max_mailboxes = models.IntegerField(_("POP accounts"), default=5)
+    max_forwards = models.IntegerField(_("forwards"), default=10)
+    max_robots = models.IntegerField(_("robots"), default=5)
+    max_lists = models.IntegerField(_("mailing lists"), default=10)
+    default_quota_mb = models.PositiveIntegerField(
+        _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited.")
+    )
+    total_quota_mb = models.PositiveIntegerField(
+        _("total quota of the pack (MB)"), default=0, help_text=_("0 means unlimited.")
+    )
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("plan")
+        verbose_name_plural = _("plans")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["reseller", "name"], name="plan_name_per_reseller"),
+            *[
+                models.CheckConstraint(condition=Q(**{f"{f}__gte": UNLIMITED}), name=f"plan_{f}_valid")
+                for f in ("max_domains", "max_mailboxes", "max_forwards", "max_robots", "max_lists")
+            ],
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PackQuerySet(ScopedQuerySet):
+    reseller_path = "customer__reseller"
+    customer_path = "customer"
+
+    def with_usage(self) -> models.QuerySet:
+        """Annotate the counters shown as `Utilisé : n/max`, one subquery each (no row explosion)."""
+        from mail.models import Mailbox
+
+        def count(model: type[models.Model], path: str) -> models.Subquery:
+            return models.Subquery(
+                model.objects.filter(**{path: models.OuterRef("pk")})
+                .order_by()
+                .values(path)
+                .annotate(n=models.Count("pk"))
+                .values("n"),
+                output_field=models.IntegerField(),
+            )
+
+        return self.annotate(
+            used_domains=models.functions.Coalesce(count(Domain, "pack"), 0),
+            used_mailboxes=models.functions.Coalesce(count(Mailbox, "domain__pack"), 0),
+        )
+
+
+class Pack(models.Model):
+    """A customer's subscription to a plan, placed on one mail host."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="packs", verbose_name=_("customer")
+    )
+    plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, related_name="packs", verbose_name=_("plan")
+    )
+    mail_host = models.ForeignKey(
+        MailHost, on_delete=models.PROTECT, related_name="packs", verbose_name=_("mail host")
+    )
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = PackQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("pack")
+        verbose_name_plural = _("packs")
+        ordering = ["customer__name", "pk"]
+
+    def __str__(self) -> str:
+        return self.label or f"{self.plan.name} #{self.pk}"
+
+
+class DomainQuerySet(ScopedQuerySet):
+    reseller_path = "pack__customer__reseller"
+    customer_path = "pack__customer"
+    domain_path = "pk"
+
+
+class Domain(models.Model):
+    """A mail domain, globally unique, stored in its IDNA (punycode) form."""
+
+    pack = models.ForeignKey(
+        Pack, on_delete=models.PROTECT, related_name="domains", verbose_name=_("pack")
+    )
+    name = models.CharField(_("domain name"), max_length=253, unique=True)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = DomainQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.unicode_name
+
+    @property
+    def unicode_name(self) -> str:
+        return domain_to_unicode(self.name)
+
+    def clean(self) -> None:
+        if self.name:
+            self.name = normalize_domain(self.name)
+
+
+class AuditEventQuerySet(ScopedQuerySet):
+    """Operators and support agents read the audit log; nobody else does."""
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, and when. Support agents' acts are flagged."""
+
+    created_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("user"),
+    )
+    actor_label = models.CharField(_("who"), max_length=320)
+    actor_role = models.CharField(_("role"), max_length=20)
+    action = models.CharField(_("action"), max_length=64)
+    target_type = models.CharField(_("object type"), max_length=64)
+    target_id = models.CharField(_("object id"), max_length=64, blank=True)
+    target_repr = models.CharField(_("object"), max_length=320, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["actor_role", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.target_repr}"

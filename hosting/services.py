@@ -1,0 +1,119 @@
+"""State changes of the tenant tree: one function per act, each in one transaction.
+
+Limits are checked after locking the rows they are counted against (reseller first, then pack),
+so two concurrent requests can never both take the last place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+
+from hosting import audit
+from hosting.models import UNLIMITED, Customer, Domain, MailHost, Pack, Plan, Reseller
+from hosting.validators import normalize_domain
+
+
+def limit_allows(limit: int, used: int) -> bool:
+    return limit == UNLIMITED or used < limit
+
+
+def lock_reseller(reseller_id: int | None) -> Reseller | None:
+    """Lock a reseller's row until the end of the transaction (its pool is counted next)."""
+    if reseller_id is None:
+        return None
+    return Reseller.objects.select_for_update().get(pk=reseller_id)
+
+
+def lock_pack(pack_id: int) -> Pack:
+    """Lock the reseller of a pack, then the pack, always in that order (no deadlock)."""
+    reseller_id = Pack.objects.filter(pk=pack_id).values_list("customer__reseller_id", flat=True).get()
+    lock_reseller(reseller_id)
+    return Pack.objects.select_for_update().select_related("plan", "customer").get(pk=pack_id)
+
+
+def check_customer_pool(reseller: Reseller | None) -> None:
+    if reseller is None:
+        return
+    used = Customer.objects.filter(reseller=reseller).count()
+    if not limit_allows(reseller.max_customers, used):
+        raise ValidationError(
+            _("Maximum number of customers reached (%(max)d).") % {"max": reseller.max_customers},
+            code="limit",
+        )
+
+
+@transaction.atomic
+def customer_create(
+    *, reseller: Reseller | None, name: str, email: str = "", acting_user: Any
+) -> Customer:
+    locked = lock_reseller(reseller.pk if reseller else None)
+    check_customer_pool(locked)
+    customer = Customer.objects.create(reseller=locked, name=name.strip(), email=email.strip())
+    audit.record(acting_user, "customer.create", customer)
+    return customer
+
+
+def check_pack_plan(customer: Customer, plan: Plan) -> None:
+    if plan.reseller_id != customer.reseller_id:
+        raise ValidationError(_("This plan is not sold to this customer."), code="plan")
+
+
+@transaction.atomic
+def pack_create(
+    *, customer: Customer, plan: Plan, mail_host: MailHost, label: str = "", acting_user: Any
+) -> Pack:
+    check_pack_plan(customer, plan)
+    if not mail_host.active:
+        raise ValidationError(_("This mail host does not accept new packs."), code="host")
+    pack = Pack.objects.create(customer=customer, plan=plan, mail_host=mail_host, label=label)
+    audit.record(acting_user, "pack.create", pack, plan=plan.name, mail_host=mail_host.name)
+    return pack
+
+
+def check_domain_limits(pack: Pack) -> None:
+    """Raise when the pack or its reseller's pool has no room for one more domain.
+
+    Call inside a transaction after `lock_pack`."""
+    used = Domain.objects.filter(pack=pack).count()
+    if not limit_allows(pack.plan.max_domains, used):
+        raise ValidationError(
+            _("Maximum number of domains of this pack reached (%(max)d).")
+            % {"max": pack.plan.max_domains},
+            code="limit",
+        )
+    reseller_id = pack.customer.reseller_id
+    if reseller_id is not None:
+        reseller = Reseller.objects.get(pk=reseller_id)
+        used = Domain.objects.filter(pack__customer__reseller_id=reseller_id).count()
+        if not limit_allows(reseller.max_domains, used):
+            raise ValidationError(
+                _("The reseller's pool of domains is used up (%(max)d).")
+                % {"max": reseller.max_domains},
+                code="limit",
+            )
+
+
+@transaction.atomic
+def domain_create(*, pack: Pack, name: str, acting_user: Any) -> Domain:
+    ascii_name = normalize_domain(name)
+    locked = lock_pack(pack.pk)
+    check_domain_limits(locked)
+    if Domain.objects.filter(name=ascii_name).exists():
+        raise ValidationError(_("This domain is already hosted."), code="unique")
+    try:
+        with transaction.atomic():
+            domain = Domain.objects.create(pack=locked, name=ascii_name)
+    except IntegrityError:
+        raise ValidationError(_("This domain is already hosted."), code="unique") from None
+    audit.record(acting_user, "domain.create", domain)
+    return domain
+
+
+def domain_changed(domain: Domain) -> None:
+    """Record, in the caller's transaction, that the domain's desired state changed."""
+    Domain.objects.filter(pk=domain.pk).update(revision=F("revision") + 1)

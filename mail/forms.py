@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from mail.auth import DEFAULT_ACCOUNT
+
+
+class MailboxLoginForm(forms.Form):
+    """QmailAdmin's login: Compte (postmaster by default), Nom de domaine, Mot de passe."""
+
+    account = forms.CharField(
+        label=_("Account"), initial=DEFAULT_ACCOUNT, max_length=320,
+        help_text=_("postmaster to manage the domain, or your own address (name@domain)."),
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
+    )
+    domain = forms.CharField(
+        label=_("Domain name"), max_length=253, required=False,
+        help_text=_("Your domain without www, for example example.fr."),
+        widget=forms.TextInput(attrs={"autocapitalize": "none"}),
+    )
+    password = forms.CharField(
+        label=_("Password"), max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        account = data.get("account", "")
+        if "@" not in account and not data.get("domain"):
+            self.add_error("domain", _("Enter the domain name, or type name@domain as the account."))
+        return data
+
+
+class NewPasswordForm(forms.Form):
+    new_password1 = forms.CharField(
+        label=_("New password"), max_length=1024, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    new_password2 = forms.CharField(
+        label=_("New password (again)"), max_length=1024, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("new_password1") != data.get("new_password2"):
+            raise ValidationError(_("Passwords don't match."), code="mismatch")
+        return data
+
+
+class StandalonePasswordForm(NewPasswordForm):
+    """The public "change my password" page: address, old password, new password twice."""
+
+    address = forms.CharField(
+        label=_("E-mail address"), max_length=320,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
+    )
+    old_password = forms.CharField(
+        label=_("Current password"), max_length=1024, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    field_order = ["address", "old_password", "new_password1", "new_password2"]

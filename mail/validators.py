@@ -1,0 +1,49 @@
+"""Validation of local parts and addresses, with messages that name what is wrong."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from hosting.validators import normalize_domain
+
+LOCAL_PART_RE = re.compile(r"^[a-z0-9._+-]+$")
+MAX_LOCAL_PART = 64
+
+
+def normalize_local_part(value: str) -> str:
+    """Lower-case and check a local part: letters, digits and . - _ +; no dot at either end,
+    no "..", at most 64 characters. Returns the normalised value or raises ValidationError."""
+    local = (value or "").strip().lower()
+    if not local:
+        raise ValidationError(_("Enter an account name."), code="required")
+    if len(local) > MAX_LOCAL_PART:
+        raise ValidationError(
+            _("The account name is too long (at most %(max)d characters)."),
+            code="max_length",
+            params={"max": MAX_LOCAL_PART},
+        )
+    if not LOCAL_PART_RE.match(local):
+        raise ValidationError(
+            _("The account name may only contain letters, digits and . - _ +"), code="invalid"
+        )
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise ValidationError(
+            _("The account name cannot start or end with a dot, nor contain two dots in a row."),
+            code="invalid",
+        )
+    return local
+
+
+def split_address(value: str) -> tuple[str, str]:
+    """Split and normalise `local@domain` into (local part, IDNA domain)."""
+    text = (value or "").strip()
+    if text.count("@") != 1:
+        raise ValidationError(_("Invalid e-mail address."), code="invalid")
+    local, domain = text.split("@")
+    try:
+        return normalize_local_part(local), normalize_domain(domain)
+    except ValidationError:
+        raise ValidationError(_("Invalid e-mail address."), code="invalid") from None

@@ -1,0 +1,67 @@
+"""Mailbox password hashes in Dovecot's `{SCHEME}hash` form, verified the same way by the panel.
+
+New hashes are `{ARGON2ID}` (argon2-cffi, which Dovecot verifies through libsodium). Hashes
+imported from other systems (`{BLF-CRYPT}`, and the crypt(3) schemes once issue 3 lands) are
+accepted and reported as needing an upgrade at the next successful login. Plain Python, no Django.
+"""
+
+from __future__ import annotations
+
+import bcrypt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+SCHEME = "ARGON2ID"
+# Dovecot verifies argon2 with libsodium; p=1 is what libsodium produces and accepts everywhere.
+_hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
+_DUMMY = "{ARGON2ID}" + _hasher.hash("timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    if not password:
+        raise ValueError("empty password")
+    return "{" + SCHEME + "}" + _hasher.hash(password)
+
+
+def split_scheme(stored: str) -> tuple[str, str]:
+    if stored.startswith("{") and "}" in stored:
+        scheme, _, rest = stored[1:].partition("}")
+        return scheme.upper(), rest
+    return "", stored
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """True when `password` matches `stored`. Unknown schemes never match.
+
+    With no stored hash, a dummy verification still runs so that timing does not reveal
+    whether a mailbox exists.
+    """
+    if not stored:
+        _verify_argon2(password, split_scheme(_DUMMY)[1])
+        return False
+    scheme, value = split_scheme(stored)
+    if scheme == "ARGON2ID":
+        return _verify_argon2(password, value)
+    if scheme == "BLF-CRYPT":
+        try:
+            return bcrypt.checkpw(password.encode(), value.encode())
+        except ValueError:
+            return False
+    return False
+
+
+def needs_upgrade(stored: str) -> bool:
+    scheme, value = split_scheme(stored)
+    if scheme != SCHEME:
+        return True
+    try:
+        return _hasher.check_needs_rehash(value)
+    except InvalidHashError:
+        return True
+
+
+def _verify_argon2(password: str, value: str) -> bool:
+    try:
+        return _hasher.verify(value, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

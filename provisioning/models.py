@@ -1,0 +1,1 @@
+"""The durable change record of each domain arrives with issue 3 (provisioning engine)."""
