@@ -47,7 +47,8 @@ def test_environment(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    with override_settings(CACHES=caches, STORAGES=storages):
+    fast_hashers = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # users' hashes only
+    with override_settings(CACHES=caches, STORAGES=storages, PASSWORD_HASHERS=fast_hashers):
         yield
 
 

@@ -1,0 +1,279 @@
+"""Every URL, requested from every seat of the cast.
+
+`MATRIX` names, for each URL, who gets the page; everyone else must be turned away (a redirect
+to a login page, 403, 404 or 405) and must never see tenant A's data. `test_every_url_is_in_the_matrix`
+walks the URL configuration and fails when a URL has no entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from hosting import audit
+from tests.conftest import ROLES, Cast, client_for
+
+OPERATOR, SUPPORT = "operator", "support"
+RA, RB = "reseller_a", "reseller_b"
+CA, CB = "customer_a", "customer_b"
+DA, DB, MA = "domain_admin_a", "domain_admin_b", "mailbox_a"
+USERS = {OPERATOR, SUPPORT, RA, RB, CA, CB}
+STAFF = {OPERATOR, SUPPORT, RA, RB}
+MAILBOXES = {DA, DB, MA}
+EVERYONE = set(ROLES)
+# Seats outside tenant A: nothing of A may ever appear in what they are shown.
+OUTSIDERS_OF_A = {RB, CB, DB}
+MARK_A = "alpha-"
+
+
+@dataclass
+class Spec:
+    ok: set[str]
+    kwargs: Callable[[Cast], dict[str, Any]] = lambda cast: {}
+    method: str = "get"
+    ok_status: int = 200
+    data: dict[str, Any] = field(default_factory=dict)
+    sent_home: set[str] = field(default_factory=set)  # redirected to their own start page
+
+
+PANEL: dict[str, Spec] = {
+    "hosting:client": Spec(ok=USERS),
+    "hosting:pack": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
+    "hosting:domain": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "mail:me": Spec(ok=MAILBOXES),
+    # An empty form: a logged-in mailbox gets its errors back (400), nobody else gets the form.
+    "mail:me_password": Spec(ok=MAILBOXES, method="post", ok_status=400),
+    # Public pages: the login (a mailbox already logged in is sent on), the password page.
+    "mail:login": Spec(ok=EVERYONE - MAILBOXES, sent_home=MAILBOXES),
+    "mail:change_password": Spec(ok=EVERYONE),
+}
+
+# The home page only dispatches: each seat is redirected to its own start page.
+HOME_TARGETS: dict[str, Callable[[Cast], str]] = {
+    "anonymous": lambda c: reverse("mail:login"),
+    OPERATOR: lambda c: reverse("admin:index"),
+    SUPPORT: lambda c: reverse("admin:index"),
+    RA: lambda c: reverse("admin:index"),
+    RB: lambda c: reverse("admin:index"),
+    CA: lambda c: reverse("hosting:client"),
+    CB: lambda c: reverse("hosting:client"),
+    DA: lambda c: reverse("hosting:domain", args=[c.a.domain.pk]),
+    DB: lambda c: reverse("hosting:domain", args=[c.b.domain.pk]),
+    MA: lambda c: reverse("mail:me"),
+}
+
+# Admin pages of each model, with the object of tenant A (or the operator's) they are tried on.
+ADMIN_OBJECTS: dict[str, Callable[[Cast], Any]] = {
+    "hosting.mailhost": lambda c: c.host,
+    "hosting.reseller": lambda c: c.a.reseller,
+    "hosting.customer": lambda c: c.a.customer,
+    "hosting.plan": lambda c: c.a.plan,
+    "hosting.pack": lambda c: c.a.pack,
+    "hosting.domain": lambda c: c.a.domain,
+    "hosting.user": lambda c: c.a.customer_user,
+    "hosting.auditevent": lambda c: audit.record(c.a.customer_user, "test.act", c.a.domain),
+    "mail.mailbox": lambda c: c.a.postmaster,
+    "auth.group": lambda c: Group.objects.get_or_create(name="support")[0],
+    "account.emailaddress": lambda c: EmailAddress.objects.create(
+        user=c.a.customer_user, email=c.a.customer_user.email, primary=True, verified=True
+    ),
+    "mfa.authenticator": lambda c: Authenticator.objects.create(
+        user=c.a.customer_user, type=Authenticator.Type.RECOVERY_CODES, data={"seed": "00"}
+    ),
+}
+
+OP_ONLY = {"changelist": {OPERATOR}, "add": {OPERATOR}, "change": {OPERATOR}, "history": {OPERATOR},
+           "delete": {OPERATOR}}
+SOLD_BY_RESELLERS = {  # customers, plans, packs: resellers sell them within their pool
+    "changelist": STAFF, "add": {OPERATOR, RA, RB}, "change": {OPERATOR, SUPPORT, RA},
+    "history": {OPERATOR, SUPPORT, RA}, "delete": {OPERATOR, RA},
+}
+ADMIN_ACCESS: dict[str, dict[str, set[str]]] = {
+    "hosting.mailhost": {"changelist": {OPERATOR, SUPPORT}, "add": {OPERATOR},
+                         "change": {OPERATOR, SUPPORT}, "history": {OPERATOR, SUPPORT},
+                         "delete": {OPERATOR}},
+    "hosting.reseller": {"changelist": STAFF, "add": {OPERATOR}, "change": {OPERATOR, SUPPORT, RA},
+                         "history": {OPERATOR, SUPPORT, RA}, "delete": {OPERATOR}},
+    "hosting.customer": SOLD_BY_RESELLERS,
+    "hosting.plan": {**SOLD_BY_RESELLERS, "change": {OPERATOR, SUPPORT, RA}},
+    "hosting.pack": SOLD_BY_RESELLERS,
+    "hosting.domain": {"changelist": STAFF, "add": {OPERATOR, RA, RB}, "change": {OPERATOR, SUPPORT, RA},
+                       "history": {OPERATOR, SUPPORT, RA}, "delete": {OPERATOR}},
+    "hosting.user": {"changelist": STAFF, "add": {OPERATOR, RA, RB}, "change": {OPERATOR, SUPPORT, RA},
+                     "history": {OPERATOR, SUPPORT, RA}, "delete": {OPERATOR}},
+    "hosting.auditevent": {"changelist": {OPERATOR, SUPPORT}, "add": set(), "change": {OPERATOR, SUPPORT},
+                           "history": {OPERATOR, SUPPORT}, "delete": set()},
+    "mail.mailbox": {"changelist": STAFF, "add": set(), "change": {OPERATOR, SUPPORT, RA},
+                     "history": {OPERATOR, SUPPORT, RA}, "delete": {OPERATOR}},
+    "auth.group": OP_ONLY,
+    "account.emailaddress": OP_ONLY,
+    "mfa.authenticator": OP_ONLY,
+}
+
+ADMIN_SITE: dict[str, Spec] = {
+    "admin:index": Spec(ok=STAFF),
+    "admin:password_change": Spec(ok=STAFF),
+    "admin:password_change_done": Spec(ok=STAFF),
+    "admin:jsi18n": Spec(ok=STAFF),
+    "admin:app_list": Spec(ok=STAFF, kwargs=lambda c: {"app_label": "hosting"}),
+    # No admin model has a public page, and autocomplete is used by no form: nobody gets them.
+    "admin:view_on_site": Spec(ok=set(), kwargs=lambda c: {
+        "content_type_id": ContentType.objects.get_for_model(c.a.domain).pk, "object_id": c.a.domain.pk}),
+    "admin:autocomplete": Spec(ok=set()),
+    "admin:logout": Spec(ok=set()),  # POST only: GET is 405 for everyone, tested below
+    # Setting a person's password: the operator, and a reseller for its customers' users.
+    "admin:auth_user_password_change": Spec(ok={OPERATOR, RA}, kwargs=lambda c: {"id": c.a.customer_user.pk}),
+}
+
+
+def admin_specs() -> dict[str, Spec]:
+    specs: dict[str, Spec] = {}
+    for label, access in ADMIN_ACCESS.items():
+        app, model = label.split(".")
+        for action, ok in access.items():
+            name = f"admin:{app}_{model}_{action}"
+            if action in ("changelist", "add"):
+                kwargs: Callable[[Cast], dict[str, Any]] = lambda c: {}
+            else:
+                kwargs = lambda c, label=label: {"object_id": ADMIN_OBJECTS[label](c).pk}  # noqa: E731
+            specs[name] = Spec(ok=ok, kwargs=kwargs)
+    return specs
+
+
+MATRIX: dict[str, Spec] = {**PANEL, **ADMIN_SITE, **admin_specs()}
+# URLs with their own tests (below or in other files) rather than a row of the matrix.
+SPECIAL = {
+    "hosting:home",  # test_home_sends_each_seat_to_its_page
+    "mail:logout",  # test_logout_is_post_only
+    "admin:login",  # test_admin_login_goes_through_allauth
+    "set_language",  # test_language_switch_is_public_and_changes_only_on_post
+}
+
+
+def denied(response: Any, role: str) -> bool:
+    """Turned away: to a login page, or 403/404/405, or (admin) back to the index."""
+    if response.status_code in (403, 404, 405):
+        return True
+    if response.status_code == 302:
+        target = response["Location"]
+        return any(
+            target.startswith(reverse(n)) for n in ("account_login", "mail:login", "admin:login", "admin:index")
+        )
+    return False
+
+
+@pytest.mark.parametrize("url_name", sorted(MATRIX))
+def test_url_from_every_seat(cast: Cast, url_name: str) -> None:
+    spec = MATRIX[url_name]
+    url = reverse(url_name, kwargs=spec.kwargs(cast))
+    problems = []
+    for role in ROLES:
+        client = client_for(cast, role)
+        response = getattr(client, spec.method)(url, spec.data)
+        if role in spec.sent_home:
+            if response.get("Location") != HOME_TARGETS[role](cast):
+                problems.append(f"{role}: expected to be sent home, got {response.status_code}")
+        elif role in spec.ok:
+            if response.status_code != spec.ok_status:
+                problems.append(f"{role}: expected {spec.ok_status}, got {response.status_code}")
+        elif not denied(response, role):
+            problems.append(f"{role}: expected to be turned away, got {response.status_code} "
+                            f"{response.get('Location', '')}")
+        if role in OUTSIDERS_OF_A and MARK_A in response.content.decode(errors="replace"):
+            problems.append(f"{role}: sees tenant A's data")
+    assert not problems, f"{url}:\n" + "\n".join(problems)
+
+
+def test_home_sends_each_seat_to_its_page(cast: Cast) -> None:
+    for role in ROLES:
+        response = client_for(cast, role).get(reverse("hosting:home"))
+        assert response.status_code == 302, role
+        assert response["Location"] == HOME_TARGETS[role](cast), role
+
+
+def test_logout_is_post_only(cast: Cast) -> None:
+    for role in ROLES:
+        client = client_for(cast, role)
+        assert client.get(reverse("mail:logout")).status_code == 405, role
+        assert client.post(reverse("mail:logout"))["Location"] == reverse("mail:login"), role
+    assert client_for(cast, OPERATOR).get(reverse("admin:logout")).status_code == 405
+
+
+def test_admin_login_goes_through_allauth(cast: Cast) -> None:
+    response = client_for(cast, "anonymous").get(reverse("admin:login"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+    response = client_for(cast, RA).get(reverse("admin:login"))
+    assert response["Location"] == reverse("admin:index")
+
+
+def test_language_switch_is_public_and_changes_only_on_post(cast: Cast) -> None:
+    client = client_for(cast, "anonymous")
+    response = client.post(reverse("set_language"), {"language": "en", "next": "/login/"})
+    assert response.status_code == 302
+    assert '<html lang="en">' in client.get("/login/").content.decode()
+    client.get(reverse("set_language"), {"language": "fr", "next": "/login/"})  # GET changes nothing
+    assert '<html lang="en">' in client.get("/login/").content.decode()
+
+
+def test_outsider_lists_show_only_their_own_rows(cast: Cast) -> None:
+    """Lists an outsider may open are scoped: B's own rows are there, A's are not."""
+    for role, own in ((RB, "bravo-"), (CB, "bravo-")):
+        client = client_for(cast, role)
+        names = ["hosting:client"] + (
+            [f"admin:hosting_{m}_changelist" for m in ("customer", "plan", "pack", "domain", "user")]
+            + ["admin:mail_mailbox_changelist"] if role == RB else []
+        )
+        for name in names:
+            body = client.get(reverse(name)).content.decode()
+            assert own in body, (role, name)
+            assert MARK_A not in body, (role, name)
+
+
+def walk(patterns: list[Any], namespace: str = "") -> list[tuple[str | None, Any]]:
+    found: list[tuple[str | None, Any]] = []
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = entry.namespace or ""
+            child_ns = f"{namespace}:{ns}".strip(":") if ns else namespace
+            found += walk(entry.url_patterns, child_ns)
+        elif isinstance(entry, URLPattern):
+            name = f"{namespace}:{entry.name}".strip(":") if entry.name else None
+            found.append((name, entry.callback))
+    return found
+
+
+def is_third_party_account_page(callback: Any) -> bool:
+    """django-allauth's own pages (sign-in, reset, 2FA): public by design, tested upstream."""
+    module = getattr(callback, "__module__", "") or ""
+    view_class = getattr(callback, "view_class", None)
+    if view_class is not None:
+        module = view_class.__module__
+    return module.startswith("allauth.")
+
+
+def test_every_url_is_in_the_matrix() -> None:
+    names = set()
+    for name, callback in walk(get_resolver().url_patterns):
+        if is_third_party_account_page(callback):
+            continue
+        if name is None:
+            # Only the admin has unnamed routes (its catch-all and the object-id shortcut).
+            assert callback.__module__.startswith("django."), callback
+            continue
+        names.add(name)
+    admin_models = {m._meta.label_lower for m in admin.site._registry}
+    assert admin_models == set(ADMIN_ACCESS), "an admin model has no row in ADMIN_ACCESS"
+    missing = names - set(MATRIX) - SPECIAL
+    assert not missing, f"URLs without an access test: {sorted(missing)}"
+    stale = (set(MATRIX) | SPECIAL) - names
+    assert not stale, f"Access tests for URLs that no longer exist: {sorted(stale)}"
