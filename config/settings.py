@@ -22,9 +22,9 @@ DEBUG = env_bool("DEBUG", False)
 # placeholder stays and the system check `mailpanel.E001` refuses to serve.
 DEV_SECRET_KEY = "dev-only-not-a-secret-never-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY") or (DEV_SECRET_KEY if DEBUG else "")
-if not SECRET_KEY:
-    SECRET_KEY = "unset"  # noqa: S105 - rejected by the system check below
-SECRET_KEY_MISSING = SECRET_KEY == "unset"
+SECRET_KEY_MISSING = not SECRET_KEY
+if SECRET_KEY_MISSING:
+    SECRET_KEY = "unset"  # noqa: S105 - refused by the system check mailpanel.E001
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 
-
 # The admin signs people in through allauth (rate limits, 2FA) rather than its own form.
 admin.site.login = login_required(admin.site.login)
 

@@ -255,6 +255,7 @@ class Plan(models.Model):
 class PackQuerySet(ScopedQuerySet):
     reseller_path = "customer__reseller"
     customer_path = "customer"
+    domain_path = "domains"  # a domain admin reads its domain's pack (limits and usage)
 
     def with_usage(self) -> models.QuerySet:
         """Annotate the counters shown as `Utilisé : n/max`, one subquery each (no row explosion)."""

@@ -24,7 +24,9 @@ class PanelTable(tables.Table):
 
 
 class PackTable(PanelTable):
-    pack = tables.Column(verbose_name=_("Pack"), accessor="pk", linkify=("hosting:pack", {"pk": tables.A("pk")}))
+    pack = tables.Column(
+        verbose_name=_("Pack"), accessor="pk", linkify=("hosting:pack", {"pk": tables.A("pk")})
+    )
     plan = tables.Column(verbose_name=_("Plan"), accessor="plan__name")
     customer = tables.Column(verbose_name=_("Customer"), accessor="customer__name")
     mail_host = tables.Column(verbose_name=_("Mail host"), accessor="mail_host__name")

@@ -43,7 +43,9 @@ def pack_features(pack: Pack) -> list[Feature]:
     """
     plan = pack.plan
     return [
-        Feature("mailboxes", _("POP accounts"), _("New POP account"), pack.used_mailboxes, plan.max_mailboxes),
+        Feature(
+            "mailboxes", _("POP accounts"), _("New POP account"), pack.used_mailboxes, plan.max_mailboxes
+        ),
         Feature("forwards", _("Forwards"), _("New forward"), 0, plan.max_forwards),
         Feature("robots", _("Robots"), _("New mail robot"), 0, plan.max_robots),
         Feature("lists", _("Mailing lists"), _("New mailing list"), 0, plan.max_lists),

@@ -57,6 +57,6 @@ def domain_menu(request: HttpRequest, pk: int) -> HttpResponse:
     if role_of(seat) == Role.ANONYMOUS:
         return redirect("mail:login")
     domain = get_domain_for_user(seat, pk)
-    pack = Pack.objects.with_usage().select_related("plan").get(pk=domain.pack_id)
+    pack = get_pack_for_user(seat, domain.pack_id)
     features = [f for f in pack_features(pack) if f.shown]
     return render(request, "hosting/domain_menu.html", {"domain": domain, "pack": pack, "features": features})

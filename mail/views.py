@@ -19,7 +19,6 @@ from mail.forms import MailboxLoginForm, NewPasswordForm, StandalonePasswordForm
 from mail.services import mailbox_set_password
 
 
-
 def mailbox_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

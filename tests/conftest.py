@@ -7,11 +7,10 @@ marker ("alpha"/"bravo") so that a test can check that one tenant never sees the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import copy
 import secrets
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.conf import settings

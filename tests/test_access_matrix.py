@@ -135,16 +135,21 @@ ADMIN_SITE: dict[str, Spec] = {
 }
 
 
+def _no_object(cast: Cast) -> dict[str, Any]:
+    return {}
+
+
+def _object_of(label: str) -> Callable[[Cast], dict[str, Any]]:
+    return lambda cast: {"object_id": ADMIN_OBJECTS[label](cast).pk}
+
+
 def admin_specs() -> dict[str, Spec]:
     specs: dict[str, Spec] = {}
     for label, access in ADMIN_ACCESS.items():
         app, model = label.split(".")
         for action, ok in access.items():
             name = f"admin:{app}_{model}_{action}"
-            if action in ("changelist", "add"):
-                kwargs: Callable[[Cast], dict[str, Any]] = lambda c: {}
-            else:
-                kwargs = lambda c, label=label: {"object_id": ADMIN_OBJECTS[label](c).pk}  # noqa: E731
+            kwargs = _no_object if action in ("changelist", "add") else _object_of(label)
             specs[name] = Spec(ok=ok, kwargs=kwargs)
     return specs
 
@@ -166,7 +171,8 @@ def denied(response: Any, role: str) -> bool:
     if response.status_code == 302:
         target = response["Location"]
         return any(
-            target.startswith(reverse(n)) for n in ("account_login", "mail:login", "admin:login", "admin:index")
+            target.startswith(reverse(name))
+            for name in ("account_login", "mail:login", "admin:login", "admin:index")
         )
     return False
 
