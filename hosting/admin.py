@@ -87,6 +87,7 @@ class TenantAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj._audit_fields = list(form.changed_data)
         if change or not self.service_creates:
             super().save_model(request, obj, form, change)
             return
@@ -104,21 +105,13 @@ class TenantAdmin(admin.ModelAdmin):
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         audit.record(request.user, f"{obj._meta.model_name}.change", obj, via="admin",
-                     fields=_changed_fields(message))
+                     fields=getattr(obj, "_audit_fields", []))
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         for obj in queryset:
             audit.record(request.user, f"{obj._meta.model_name}.delete", obj, via="admin")
         return super().log_deletions(request, queryset)
-
-
-def _changed_fields(message: Any) -> list[str]:
-    fields: list[str] = []
-    for entry in message or []:
-        if isinstance(entry, dict) and "changed" in entry:
-            fields.extend(str(f) for f in entry["changed"].get("fields", []))
-    return fields
 
 
 def _force_reseller(request: HttpRequest, form: Any) -> None:

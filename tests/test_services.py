@@ -546,7 +546,8 @@ def expected_visible(cast, role: str) -> dict[type, set]:
         return {Domain: {t.domain}, Pack: {t.pack}, Customer: {t.customer}, Mailbox: mailboxes, Plan: {t.plan}}
 
     def domain_only(t, mailboxes):
-        return {**nothing, Domain: {t.domain}, Mailbox: mailboxes}
+        # A domain admin reads its domain's pack too (limits and usage of the main menu).
+        return {**nothing, Domain: {t.domain}, Pack: {t.pack}, Mailbox: mailboxes}
 
     return {
         "anonymous": nothing,

@@ -1,0 +1,109 @@
+"""The client area, a pack and a domain's main menu: what they show, and a constant number of
+queries whatever the size of the tenant."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from tests.conftest import Cast, client_for
+from tests.factories import DomainFactory, MailboxFactory, PackFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def count_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def grow(cast: Cast, packs: int, mailboxes: int) -> None:
+    for _ in range(packs):
+        pack = PackFactory(customer=cast.a.customer, plan=cast.a.plan, mail_host=cast.host)
+        DomainFactory(pack=pack)
+    for _ in range(mailboxes):
+        MailboxFactory(domain=cast.a.domain)
+
+
+@pytest.mark.parametrize("role", ["customer_a", "reseller_a", "operator", "support"])
+def test_client_area_queries_do_not_grow_with_packs(cast: Cast, role: str) -> None:
+    client = client_for(cast, role)
+    before = count_queries(client, reverse("hosting:client"))
+    grow(cast, packs=12, mailboxes=10)
+    assert count_queries(client, reverse("hosting:client")) == before
+
+
+def test_pack_and_domain_pages_queries_do_not_grow(cast: Cast) -> None:
+    for role, url in (
+        ("customer_a", reverse("hosting:pack", args=[cast.a.pack.pk])),
+        ("domain_admin_a", reverse("hosting:domain", args=[cast.a.domain.pk])),
+    ):
+        client = client_for(cast, role)
+        before = count_queries(client, url)
+        cast.a.plan.max_domains = 10
+        cast.a.plan.save()
+        DomainFactory(pack=cast.a.pack)
+        for _ in range(4):
+            MailboxFactory(domain=cast.a.domain)
+        assert count_queries(client, url) == before, role
+
+
+def test_client_area_shows_packs_with_usage(cast: Cast) -> None:
+    MailboxFactory(domain=cast.a.domain)  # postmaster + alphauser + this one
+    body = client_for(cast, "customer_a").get(reverse("hosting:client")).content.decode()
+    assert "alpha-pack" in body and "alpha-plan" in body and "mx1" in body
+    assert "3/5" in body
+
+
+def test_client_area_pages_on_the_server(cast: Cast) -> None:
+    grow(cast, packs=30, mailboxes=0)
+    client = client_for(cast, "customer_a")
+    first = client.get(reverse("hosting:client")).content.decode()
+    assert first.count('href="/client/packs/') == 25
+    second = client.get(reverse("hosting:client"), {"page": 2}).content.decode()
+    assert second.count('href="/client/packs/') == 6
+
+
+def test_pack_page_shows_limits_host_and_domains(cast: Cast) -> None:
+    body = client_for(cast, "customer_a").get(reverse("hosting:pack", args=[cast.a.pack.pk])).content.decode()
+    assert "alpha-domain.test" in body
+    assert reverse("hosting:domain", args=[cast.a.domain.pk]) in body
+    assert "2/5" in body  # POP accounts: postmaster and alphauser
+    assert "mx1.hosting.test" in body
+
+
+def test_domain_menu_hides_features_the_pack_does_not_include(cast: Cast) -> None:
+    cast.a.plan.max_robots = 0
+    cast.a.plan.max_lists = -1
+    cast.a.plan.save()
+    client = client_for(cast, "domain_admin_a")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    body = client.get(reverse("hosting:domain", args=[cast.a.domain.pk])).content.decode()
+    assert "Robots" not in body and "New mail robot" not in body
+    assert "Mailing lists" in body and "0/unlimited" in body
+    assert "POP accounts" in body and "2/5" in body
+
+
+def test_domain_menu_says_when_a_limit_is_reached(cast: Cast) -> None:
+    cast.a.plan.max_mailboxes = 2
+    cast.a.plan.save()
+    client = client_for(cast, "domain_admin_a")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    body = client.get(reverse("hosting:domain", args=[cast.a.domain.pk])).content.decode()
+    assert "limit reached" in body
+
+
+def test_unicode_domain_is_shown_in_unicode(cast: Cast) -> None:
+    cast.a.domain.name = "xn--caf-exemple-dbb.fr"
+    cast.a.domain.save()
+    body = client_for(cast, "customer_a").get(reverse("hosting:pack", args=[cast.a.pack.pk])).content.decode()
+    assert "café-exemple.fr" in body
+
+
+def test_header_says_who_is_logged_in_and_where(cast: Cast) -> None:
+    body = client_for(cast, "domain_admin_a").get(reverse("mail:me")).content.decode()
+    assert "postmaster@alpha-domain.test" in body
+    assert reverse("mail:logout") in body and 'method="post"' in body
