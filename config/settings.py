@@ -153,6 +153,7 @@ MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Mail panel")
 
 # The QmailAdmin-style mailbox login: failed attempts allowed per window, per address and per IP.
 MAILBOX_LOGIN_MAX_FAILURES = env_int("MAILBOX_LOGIN_MAX_FAILURES", 5)
+MAILBOX_LOGIN_MAX_FAILURES_PER_IP = env_int("MAILBOX_LOGIN_MAX_FAILURES_PER_IP", 30)
 MAILBOX_LOGIN_WINDOW_SECONDS = env_int("MAILBOX_LOGIN_WINDOW_SECONDS", 300)
 
 EMAIL_HOST = env_str("EMAIL_HOST")

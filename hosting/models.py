@@ -17,6 +17,7 @@ from hosting.roles import Role, role_of
 from hosting.validators import domain_to_unicode, normalize_domain
 
 UNLIMITED = -1
+COUNT_HELP = _("−1 means unlimited, 0 hides the feature.")
 
 
 class ScopedQuerySet(models.QuerySet):
@@ -166,9 +167,15 @@ class Reseller(models.Model):
     """A company that resells mail hosting; its pool caps what it may sell (−1 = unlimited)."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
-    max_customers = models.IntegerField(_("customers it may have"), default=UNLIMITED)
-    max_domains = models.IntegerField(_("domains it may host"), default=UNLIMITED)
-    max_mailboxes = models.IntegerField(_("mailboxes it may host"), default=UNLIMITED)
+    max_customers = models.IntegerField(
+        _("maximum number of customers"), default=UNLIMITED, help_text=_("−1 means unlimited.")
+    )
+    max_domains = models.IntegerField(
+        _("maximum number of domains"), default=UNLIMITED, help_text=_("−1 means unlimited.")
+    )
+    max_mailboxes = models.IntegerField(
+        _("maximum number of POP accounts"), default=UNLIMITED, help_text=_("−1 means unlimited.")
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     objects = ResellerQuerySet.as_manager()
@@ -222,11 +229,11 @@ class Plan(models.Model):
         verbose_name=_("reseller"),
     )
     name = models.CharField(_("name"), max_length=100)
-    max_domains = models.IntegerField(_("domains"), default=1)
-    max_mailboxes = models.IntegerField(_("POP accounts"), default=5)
-    max_forwards = models.IntegerField(_("forwards"), default=10)
-    max_robots = models.IntegerField(_("robots"), default=5)
-    max_lists = models.IntegerField(_("mailing lists"), default=10)
+    max_domains = models.IntegerField(_("domains"), default=1, help_text=COUNT_HELP)
+    max_mailboxes = models.IntegerField(_("POP accounts"), default=5, help_text=COUNT_HELP)
+    max_forwards = models.IntegerField(_("forwards"), default=10, help_text=COUNT_HELP)
+    max_robots = models.IntegerField(_("robots"), default=5, help_text=COUNT_HELP)
+    max_lists = models.IntegerField(_("mailing lists"), default=10, help_text=COUNT_HELP)
     default_quota_mb = models.PositiveIntegerField(
         _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited.")
     )

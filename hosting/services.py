@@ -92,7 +92,7 @@ def check_domain_limits(pack: Pack) -> None:
         used = Domain.objects.filter(pack__customer__reseller_id=reseller_id).count()
         if not limit_allows(reseller.max_domains, used):
             raise ValidationError(
-                _("The reseller's pool of domains is used up (%(max)d).")
+                _("The reseller has reached its maximum number of domains (%(max)d).")
                 % {"max": reseller.max_domains},
                 code="limit",
             )

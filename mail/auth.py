@@ -2,7 +2,8 @@
 
 The mailbox is kept in the session by id plus an HMAC of its password hash, so changing the
 password ends every other session of that mailbox. Failed attempts are counted per address and
-per client IP in the cache; past the limit, logins are refused for the rest of the window.
+per client IP in the cache; past either limit, logins are refused for the rest of the window.
+The per-IP limit is higher, so that one office behind one address is not locked out by one typo.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def _failure_keys(request: HttpRequest, address: str) -> list[str]:
 
 def is_throttled(request: HttpRequest, account: str, domain: str) -> bool:
     address = "@".join(parse_login(account, domain) or (account, domain))
-    limit = settings.MAILBOX_LOGIN_MAX_FAILURES
-    counts = cache.get_many(_failure_keys(request, address))
-    return any(n >= limit for n in counts.values())
+    ip_key, address_key = _failure_keys(request, address)
+    counts = cache.get_many([ip_key, address_key])
+    return (
+        counts.get(address_key, 0) >= settings.MAILBOX_LOGIN_MAX_FAILURES
+        or counts.get(ip_key, 0) >= settings.MAILBOX_LOGIN_MAX_FAILURES_PER_IP
+    )
 
 
 def _count_failure(request: HttpRequest, address: str) -> None:

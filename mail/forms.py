@@ -31,7 +31,7 @@ class MailboxLoginForm(forms.Form):
         data = super().clean()
         account = data.get("account", "")
         if "@" not in account and not data.get("domain"):
-            self.add_error("domain", _("Enter the domain name, or type name@domain as the account."))
+            self.add_error("domain", _("Enter the domain name, or type name@domain in the Account field."))
         return data
 
 

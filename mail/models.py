@@ -33,7 +33,7 @@ class Mailbox(models.Model):
     quota_mb = models.PositiveIntegerField(
         _("quota (MB)"), default=0, help_text=_("0 means unlimited.")
     )
-    quota_used_bytes = models.PositiveBigIntegerField(_("used"), default=0, editable=False)
+    quota_used_bytes = models.PositiveBigIntegerField(_("space used (bytes)"), default=0, editable=False)
     is_admin = models.BooleanField(_("domain admin"), default=False)
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

@@ -46,7 +46,7 @@ def check_mailbox_limits(pack: Pack) -> None:
         used = Mailbox.objects.filter(domain__pack__customer__reseller=reseller).count()
         if not limit_allows(reseller.max_mailboxes, used):
             raise ValidationError(
-                _("The reseller's pool of POP accounts is used up."), code="limit"
+                _("The reseller has reached its maximum number of POP accounts."), code="limit"
             )
 
 

@@ -47,7 +47,9 @@ def test_environment(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     fast_hashers = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # users' hashes only
-    with override_settings(CACHES=caches, STORAGES=storages, PASSWORD_HASHERS=fast_hashers):
+    static_root = tmp_path_factory.mktemp("static")  # never the real var/static
+    with override_settings(CACHES=caches, STORAGES=storages, PASSWORD_HASHERS=fast_hashers,
+                           STATIC_ROOT=static_root):
         yield
 
 
@@ -133,8 +135,10 @@ def login_mailbox(client: Client, mailbox: Mailbox) -> None:
     session.save()
 
 
-def client_for(cast: Cast, role: str) -> Client:
-    client = Client()
+def client_for(cast: Cast, role: str, language: str = "en") -> Client:
+    """A test client logged in as `role`, asking for pages in `language` (French is the default
+    of the panel; tests read English unless they check the French)."""
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
     seat = cast.seat(role)
     if isinstance(seat, User):
         client.force_login(seat)
