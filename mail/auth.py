@@ -8,6 +8,8 @@ The per-IP limit is higher, so that one office behind one address is not locked 
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -49,7 +51,7 @@ def _failure_keys(request: HttpRequest, address: str) -> list[str]:
 def is_throttled(request: HttpRequest, account: str, domain: str) -> bool:
     address = "@".join(parse_login(account, domain) or (account, domain))
     ip_key, address_key = _failure_keys(request, address)
-    counts = cache.get_many([ip_key, address_key])
+    counts = {key: count for key, (count, _ends) in cache.get_many([ip_key, address_key]).items()}
     return (
         counts.get(address_key, 0) >= settings.MAILBOX_LOGIN_MAX_FAILURES
         or counts.get(ip_key, 0) >= settings.MAILBOX_LOGIN_MAX_FAILURES_PER_IP
@@ -57,14 +59,12 @@ def is_throttled(request: HttpRequest, account: str, domain: str) -> bool:
 
 
 def _count_failure(request: HttpRequest, address: str) -> None:
+    """Count one failure; the window starts at the first failure and does not slide."""
     window = settings.MAILBOX_LOGIN_WINDOW_SECONDS
+    now = time.time()
     for key in _failure_keys(request, address):
-        if cache.add(key, 1, window):
-            continue
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, window)
+        count, ends = cache.get(key) or (0, now + window)
+        cache.set(key, (count + 1, ends), max(int(ends - now), 1))
 
 
 def authenticate_mailbox(request: HttpRequest, account: str, domain: str, password: str) -> Mailbox | None:

@@ -57,6 +57,8 @@ def address_taken(domain: Domain, local_part: str) -> bool:
 def resolve_quota(pack: Pack, quota_mb: int | None) -> int:
     plan = pack.plan
     quota = plan.default_quota_mb if quota_mb is None else quota_mb
+    if quota < 0:
+        raise ValidationError(_("The quota cannot be negative."), code="quota")
     if plan.total_quota_mb:
         if quota == 0:
             raise ValidationError(_("This pack does not allow unlimited quotas."), code="quota")

@@ -44,7 +44,8 @@ def verify_password(password: str, stored: str | None) -> bool:
         return _verify_argon2(password, value)
     if scheme == "BLF-CRYPT":
         try:
-            return bcrypt.checkpw(password.encode(), value.encode())
+            # bcrypt reads at most 72 bytes, as Dovecot does; the library refuses longer input.
+            return bcrypt.checkpw(password.encode()[:72], value.encode())
         except ValueError:
             return False
     return False

@@ -1,0 +1,103 @@
+"""The host-local SQLite database that Postfix (`proxy:sqlite:` maps) and Dovecot (`driver = sql`,
+sqlite) read live. The agent replaces one domain's rows in one transaction; nothing else writes it.
+
+Plain Python: used by the agent and by the mail-stack bring-up (mailhost/stack.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS domains (
+    domain   TEXT PRIMARY KEY,            -- IDNA (ASCII) form
+    active   INTEGER NOT NULL DEFAULT 1,
+    revision INTEGER NOT NULL              -- the panel's revision applied here
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailboxes (
+    email         TEXT PRIMARY KEY,        -- local@domain, lower-case
+    domain        TEXT NOT NULL,
+    password_hash TEXT NOT NULL,           -- '{ARGON2ID}...', '{BLF-CRYPT}...', '!' for robots
+    quota_bytes   INTEGER NOT NULL DEFAULT 0,  -- 0 = unlimited
+    active        INTEGER NOT NULL DEFAULT 1,
+    allow_pop3    INTEGER NOT NULL DEFAULT 1,
+    allow_imap    INTEGER NOT NULL DEFAULT 1,
+    allow_smtp    INTEGER NOT NULL DEFAULT 1,
+    home          TEXT NOT NULL,           -- absolute, under the mail root
+    sieve         TEXT                     -- absolute path of the active Sieve script, or NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mailboxes_domain ON mailboxes(domain);
+CREATE TABLE IF NOT EXISTS aliases (
+    source      TEXT PRIMARY KEY,          -- 'local@domain' or '@domain' (catch-all)
+    domain      TEXT NOT NULL,
+    destination TEXT NOT NULL,             -- 'a@x,b@y' (Postfix list syntax)
+    active      INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_domain ON aliases(domain);
+CREATE TABLE IF NOT EXISTS transports (
+    address   TEXT PRIMARY KEY,            -- an address or a domain
+    domain    TEXT NOT NULL,
+    transport TEXT NOT NULL                -- 'discard:', 'mlmmj:domain/list', 'error:5.1.1 ...'
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS transports_domain ON transports(domain);
+"""
+
+# Postfix lookup queries (one file each under the Postfix config, `dbpath` + `query`).
+POSTFIX_QUERIES = {
+    "vdomains": "SELECT 'OK' FROM domains WHERE domain='%s' AND active=1",
+    "vmailbox": "SELECT 'OK' FROM mailboxes WHERE email='%s' AND active=1",
+    # Identity rows for active mailboxes, then aliases, in one statement (one snapshot): a
+    # catch-all '@domain' row is consulted only when 'user@domain' returned nothing.
+    "valiases": (
+        "SELECT destination FROM aliases WHERE source='%s' AND active=1 "
+        "UNION ALL SELECT email FROM mailboxes WHERE email='%s' AND active=1 "
+        "AND NOT EXISTS (SELECT 1 FROM aliases WHERE source='%s' AND active=1)"
+    ),
+    "transport": "SELECT transport FROM transports WHERE address='%s'",
+    # SASL submission: which sender addresses an authenticated login may use.
+    "senders": "SELECT email FROM mailboxes WHERE email='%s' AND active=1 AND allow_smtp=1",
+}
+
+# Dovecot SQL (sqlite driver). %s is the service: a login for a switched-off service finds no row.
+DOVECOT_PASSWORD_QUERY = (  # noqa: S105 - a query, not a password
+    "SELECT email AS user, password_hash AS password FROM mailboxes "
+    "WHERE email = '%Lu' AND active = 1 AND password_hash <> '!' "
+    "AND CASE '%s' WHEN 'pop3' THEN allow_pop3 WHEN 'imap' THEN allow_imap "
+    "WHEN 'smtp' THEN allow_smtp WHEN 'submission' THEN allow_smtp ELSE 1 END = 1"
+)
+DOVECOT_USER_QUERY = (
+    "SELECT home, 'mail' AS uid, 'mail' AS gid, "
+    "'*:bytes=' || quota_bytes AS quota_rule, sieve "
+    "FROM mailboxes WHERE email = '%Lu' AND active = 1"
+)
+DOVECOT_ITERATE_QUERY = "SELECT email AS user FROM mailboxes WHERE active = 1"
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open the map database for writing (autocommit; callers use BEGIN IMMEDIATE)."""
+    db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    db.execute("PRAGMA busy_timeout = 30000")
+    return db
+
+
+def create(path: str | Path) -> None:
+    """Create the database and its schema (idempotent); WAL so readers never wait for the writer."""
+    db = connect(path)
+    try:
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise RuntimeError(f"{path}: journal_mode is {mode}, expected wal")
+        db.execute("PRAGMA journal_size_limit = 4194304")
+        db.executescript(SCHEMA)
+        db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+    finally:
+        db.close()
