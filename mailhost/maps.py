@@ -66,7 +66,7 @@ POSTFIX_QUERIES = {
 }
 
 # Dovecot SQL (sqlite driver). %s is the service: a login for a switched-off service finds no row.
-DOVECOT_PASSWORD_QUERY = (  # noqa: S105 - a query, not a password
+DOVECOT_AUTH_QUERY = (
     "SELECT email AS user, password_hash AS password FROM mailboxes "
     "WHERE email = '%Lu' AND active = 1 AND password_hash <> '!' "
     "AND CASE '%s' WHEN 'pop3' THEN allow_pop3 WHEN 'imap' THEN allow_imap "
