@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils.translation import gettext as _
 
 from hosting import audit
@@ -105,15 +105,28 @@ def domain_create(*, pack: Pack, name: str, acting_user: Any) -> Domain:
     check_domain_limits(locked)
     if Domain.objects.filter(name=ascii_name).exists():
         raise ValidationError(_("This domain is already hosted."), code="unique")
+    from provisioning.models import RetiredDomain
+
+    # Revisions only grow for a name on a host, even across a delete and a re-create.
+    retired = RetiredDomain.objects.filter(name=ascii_name).aggregate(m=Max("revision"))["m"] or 0
     try:
         with transaction.atomic():
-            domain = Domain.objects.create(pack=locked, name=ascii_name)
+            domain = Domain.objects.create(pack=locked, name=ascii_name, revision=retired)
     except IntegrityError:
         raise ValidationError(_("This domain is already hosted."), code="unique") from None
+    domain_changed(domain)
     audit.record(acting_user, "domain.create", domain)
     return domain
 
 
-def domain_changed(domain: Domain) -> None:
-    """Record, in the caller's transaction, that the domain's desired state changed."""
+def domain_changed(domain: Domain) -> int:
+    """Record, in the caller's transaction, that the domain's desired state changed; the mail
+    host gets the new state after commit. Returns the new revision (stamp it on changed rows)."""
+    from provisioning.services import schedule_push
+
     Domain.objects.filter(pk=domain.pk).update(revision=F("revision") + 1)
+    revision = Domain.objects.values_list("revision", flat=True).get(pk=domain.pk)
+    domain.revision = revision
+    domain_id = domain.pk
+    transaction.on_commit(lambda: schedule_push(domain_id))
+    return revision

@@ -90,10 +90,10 @@ def _upgrade_hash(mailbox: Mailbox, password: str) -> None:
     from hosting.services import domain_changed
 
     with transaction.atomic():
+        revision = domain_changed(mailbox.domain)
         Mailbox.objects.filter(pk=mailbox.pk, password_hash=mailbox.password_hash).update(
-            password_hash=hash_password(password)
+            password_hash=hash_password(password), revision=revision
         )
-        domain_changed(mailbox.domain)
     mailbox.refresh_from_db(fields=["password_hash"])
 
 

@@ -1,4 +1,6 @@
-"""Mailboxes ("Comptes Pop"). Forwards, robots, catch-all and vacation come with issue 3."""
+"""Mailboxes ("Comptes Pop") with their routing and vacation, forwards ("Redirections"), robots
+(standalone autoresponders) and the domain's catch-all. Each row keeps the domain revision of
+its last change, so its state on the mail host (applied / pending / failed) can be shown."""
 
 from __future__ import annotations
 
@@ -6,6 +8,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Domain, ScopedQuerySet
+
+
+class Routing(models.TextChoices):
+    STANDARD = "standard", _("Standard (no forwarding)")
+    DELETE = "delete", _("All mail deleted")
+    FORWARD = "forward", _("Forward to")
 
 
 class MailboxQuerySet(ScopedQuerySet):
@@ -36,6 +44,21 @@ class Mailbox(models.Model):
     quota_used_bytes = models.PositiveBigIntegerField(_("space used (bytes)"), default=0, editable=False)
     is_admin = models.BooleanField(_("domain admin"), default=False)
     enabled = models.BooleanField(_("enabled"), default=True)
+    allow_pop3 = models.BooleanField(_("POP3 allowed"), default=True)
+    allow_imap = models.BooleanField(_("IMAP allowed"), default=True)
+    allow_smtp = models.BooleanField(_("sending (SMTP) allowed"), default=True)
+    routing = models.CharField(_("routing"), max_length=10, choices=Routing, default=Routing.STANDARD)
+    forward_to = models.JSONField(_("forward to"), default=list, blank=True)
+    keep_copy = models.BooleanField(_("save a copy"), default=False)
+    vacation_enabled = models.BooleanField(_("send vacation auto-response"), default=False)
+    vacation_subject = models.CharField(_("vacation subject"), max_length=200, blank=True)
+    vacation_message = models.TextField(_("vacation message"), max_length=4000, blank=True)
+    vacation_start = models.DateField(_("vacation from"), null=True, blank=True)
+    vacation_end = models.DateField(_("vacation until"), null=True, blank=True)
+    vacation_days = models.PositiveSmallIntegerField(
+        _("days between two replies to one sender"), default=1
+    )
+    revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     objects = MailboxQuerySet.as_manager()
@@ -65,3 +88,89 @@ class Mailbox(models.Model):
     @property
     def is_active(self) -> bool:
         return self.enabled
+
+
+class DomainObjectQuerySet(ScopedQuerySet):
+    reseller_path = "domain__pack__customer__reseller"
+    customer_path = "domain__pack__customer"
+    domain_path = "domain"
+
+
+class Forward(models.Model):
+    """A name of the domain that forwards to one or more destinations ("Redirection")."""
+
+    domain = models.ForeignKey(
+        Domain, on_delete=models.CASCADE, related_name="forwards", verbose_name=_("domain")
+    )
+    local_part = models.CharField(_("name"), max_length=64)
+    destinations = models.JSONField(_("destinations"), default=list)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = DomainObjectQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("forward")
+        verbose_name_plural = _("forwards")
+        ordering = ["domain__name", "local_part"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="forward_unique_address")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.local_part}@{self.domain.unicode_name}"
+
+
+class Robot(models.Model):
+    """A standalone autoresponder: whoever writes gets the fixed reply; a copy may go on."""
+
+    domain = models.ForeignKey(
+        Domain, on_delete=models.CASCADE, related_name="robots", verbose_name=_("domain")
+    )
+    local_part = models.CharField(_("mail robot name"), max_length=64)
+    copy_to = models.CharField(_("send copy to"), max_length=320, blank=True)
+    subject = models.CharField(_("subject"), max_length=200)
+    message = models.TextField(_("message"), max_length=4000)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = DomainObjectQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("mail robot")
+        verbose_name_plural = _("mail robots")
+        ordering = ["domain__name", "local_part"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="robot_unique_address")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.local_part}@{self.domain.unicode_name}"
+
+
+class CatchAllMode(models.TextChoices):
+    BOUNCE = "bounce", _("Unknown e-mail: bounced")
+    DELETE = "delete", _("Unknown e-mail: deleted")
+    MAILBOX = "mailbox", _("Deliver to a POP account of the domain")
+    REMOTE = "remote", _("Remote catch-all address")
+    DOMAIN = "domain", _("Forward x@ to x@ another domain")
+
+
+class CatchAll(models.Model):
+    """What happens to mail for unknown addresses of a domain (absent: bounced)."""
+
+    domain = models.OneToOneField(
+        Domain, on_delete=models.CASCADE, related_name="catchall", verbose_name=_("domain")
+    )
+    mode = models.CharField(_("catch-all"), max_length=10, choices=CatchAllMode, default=CatchAllMode.BOUNCE)
+    target = models.CharField(_("target"), max_length=320, blank=True)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
+
+    objects = DomainObjectQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("catch-all")
+        verbose_name_plural = _("catch-alls")
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.get_mode_display()}"

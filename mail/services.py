@@ -90,6 +90,7 @@ def mailbox_create(
         raise ValidationError(_("Name already used."), code="unique")
     check_password_strength(password)
     quota = resolve_quota(pack, quota_mb)
+    revision = domain_changed(domain)
     try:
         with transaction.atomic():
             mailbox = Mailbox.objects.create(
@@ -99,10 +100,10 @@ def mailbox_create(
                 real_name=real_name.strip(),
                 quota_mb=quota,
                 is_admin=is_admin,
+                revision=revision,
             )
     except IntegrityError:
         raise ValidationError(_("Name already used."), code="unique") from None
-    domain_changed(domain)
     audit.record(acting_user, "mailbox.create", mailbox)
     return mailbox
 
@@ -111,7 +112,7 @@ def mailbox_create(
 def mailbox_set_password(*, mailbox: Mailbox, password: str, acting_user: Any) -> None:
     """Check the new password's strength first, then store only its hash."""
     check_password_strength(password)
-    Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=hash_password(password))
-    mailbox.refresh_from_db(fields=["password_hash"])
-    domain_changed(mailbox.domain)
+    revision = domain_changed(mailbox.domain)
+    Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=hash_password(password), revision=revision)
+    mailbox.refresh_from_db(fields=["password_hash", "revision"])
     audit.record(acting_user, "mailbox.set_password", mailbox)

@@ -99,5 +99,9 @@ def create(path: str | Path) -> None:
         db.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+        # Where a "delete everything" catch-all sends mail: Postfix's discard transport.
+        db.execute(
+            "INSERT OR IGNORE INTO transports(address, domain, transport) VALUES ('discard.invalid', '', 'discard:')"
+        )
     finally:
         db.close()

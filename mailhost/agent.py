@@ -1,0 +1,91 @@
+"""The agent that runs on a mail host: a Celery worker consuming the queue `host.<name>`.
+
+It knows only the broker (its one link to the panel) and its local paths; it never reads the
+panel's database. Configuration from the environment:
+
+  MAILHOST_NAME          the host's name in the panel (queue `host.<name>`)       required
+  MAILHOST_ROOT          where maps.sqlite, vmail/, mlmmj/ and archive/ live        required
+  MAILHOST_BROKER_URL    the broker (redis://...); default: the panel's embedded file broker
+  MAILHOST_BROKER_DIR    folder of that file broker (default: var/broker of the project)
+  MAILHOST_POSTFIX_DIR   Postfix config dir to reload on routing changes (unset: no daemons)
+  MAILHOST_REMOVAL       delete (default) or archive: what becomes of a removed maildir
+
+Run: celery -A mailhost.agent worker -Q host.<name>
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from mailhost import maps
+from mailhost.apply import HostConfig, apply
+from mailhost.render import RenderError
+
+log = logging.getLogger(__name__)
+REPORT_TASK = "provisioning.report"
+PANEL_QUEUE = "panel"
+
+
+def config_from_env() -> HostConfig:
+    postfix_dir = os.environ.get("MAILHOST_POSTFIX_DIR")
+    return HostConfig(
+        name=os.environ.get("MAILHOST_NAME", "local"),
+        root=Path(os.environ.get("MAILHOST_ROOT", "var/mailhost")).resolve(),
+        postfix_dir=Path(postfix_dir) if postfix_dir else None,
+        removal=os.environ.get("MAILHOST_REMOVAL", "delete"),
+    )
+
+
+def _broker() -> tuple[str, dict[str, Any]]:
+    url = os.environ.get("MAILHOST_BROKER_URL", "")
+    if url:
+        return url, {}
+    folder = os.environ.get("MAILHOST_BROKER_DIR") or str(Path(__file__).resolve().parent.parent / "var" / "broker")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {"data_folder_in": folder, "data_folder_out": folder}
+
+
+CONFIG = config_from_env()
+_url, _options = _broker()
+app = Celery("mailhost", broker=_url)
+app.conf.update(
+    broker_transport_options=_options,
+    task_default_queue=f"host.{CONFIG.name}",
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+)
+
+
+def _prepare() -> None:
+    for folder in (CONFIG.root / "db", CONFIG.vmail_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not CONFIG.maps_db.exists():
+        maps.create(CONFIG.maps_db)
+
+
+def report(**kwargs: Any) -> None:
+    app.send_task(REPORT_TASK, kwargs={"host": CONFIG.name, **kwargs}, queue=PANEL_QUEUE)
+
+
+@app.task(name="mailhost.apply", acks_late=True)
+def apply_document(document: dict[str, Any]) -> None:
+    """Apply one domain document and tell the panel what happened (applied or the error)."""
+    _prepare()
+    name, revision, state = document.get("domain"), document.get("revision"), document.get("state", "present")
+    try:
+        outcome = apply(document, CONFIG)
+    except (RenderError, OSError, KeyError, TypeError) as error:
+        log.exception("apply of %s@%s failed", name, revision)
+        report(domain=str(name), revision=int(revision or 0), state=str(state), error=str(error)[:2000])
+        return
+    log.info("%s@%s %s (applied=%s)", outcome.domain, outcome.revision, outcome.state, outcome.applied)
+    report(domain=outcome.domain, revision=outcome.revision, state=outcome.state)

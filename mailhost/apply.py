@@ -1,0 +1,232 @@
+"""Apply a domain document on this mail host, atomically and idempotently.
+
+- A document whose revision is not newer than the applied one changes nothing.
+- Sieve scripts are written first, under names made from their content, so the files the old
+  rows point to stay in place; then one SQLite transaction replaces the domain's rows. Readers
+  (Postfix, Dovecot) see the whole old or the whole new domain; a crash before the commit leaves
+  the old state, after it the new one. Leftovers (old scripts, maildirs of removed mailboxes)
+  are swept after the commit, by every apply, so an interrupted one is finished by the next.
+- Paths are built from validated names and checked to stay under the mail root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailhost import maps, render
+from mailhost.render import RenderError
+
+log = logging.getLogger(__name__)
+
+SIEVE_DIR = ".panel-sieve"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    name: str
+    root: Path
+    postfix_dir: Path | None = None  # set when a real Postfix reads the maps: reload on routing changes
+    removal: str = "delete"  # or "archive": what becomes of a removed mailbox's maildir
+    mail_user: str = "mail"
+
+    @property
+    def maps_db(self) -> Path:
+        return self.root / "db" / "maps.sqlite"
+
+    @property
+    def vmail_root(self) -> Path:
+        return self.root / "vmail"
+
+    @property
+    def mlmmj_root(self) -> Path:
+        return self.root / "mlmmj"
+
+    @property
+    def archive_root(self) -> Path:
+        return self.root / "archive"
+
+
+@dataclass
+class Outcome:
+    domain: str
+    revision: int
+    state: str
+    applied: bool  # False: the document was not newer than what the host has
+    reloaded: bool = False
+    removed_homes: list[str] = field(default_factory=list)
+
+
+def home_of(cfg: HostConfig, domain: str, local: str) -> Path:
+    path = (cfg.vmail_root / render.domain_name(domain) / render.local_part(local)).resolve()
+    if cfg.vmail_root.resolve() not in path.parents:
+        raise RenderError(f"path outside the mail root: {path}")
+    return path
+
+
+def _owner(cfg: HostConfig) -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(cfg.mail_user)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _make_dir(path: Path, owner: tuple[int, int] | None) -> None:
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700)
+        if owner:
+            os.chown(d, *owner)
+
+
+def _write_script(home: Path, script: str, owner: tuple[int, int] | None) -> Path:
+    """Store a Sieve script under a name made from its content (unchanged → untouched)."""
+    folder = home / SIEVE_DIR
+    _make_dir(folder, owner)
+    path = folder / (hashlib.sha256(script.encode()).hexdigest()[:24] + ".sieve")
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(script, encoding="utf-8")
+        if owner:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+    return path
+
+
+def _sweep_scripts(home: Path, keep: Path | None) -> None:
+    folder = home / SIEVE_DIR
+    if not folder.is_dir():
+        return
+    keep_stem = keep.stem if keep else None
+    for f in folder.iterdir():
+        if f.stem != keep_stem:
+            f.unlink(missing_ok=True)
+
+
+def _remove_home(cfg: HostConfig, path: Path) -> None:
+    if cfg.vmail_root.resolve() not in path.resolve().parents:
+        raise RenderError(f"refusing to remove {path}: outside the mail root")
+    if cfg.removal == "archive":
+        rel = path.relative_to(cfg.vmail_root)
+        target = cfg.archive_root / f"{rel}.{time.strftime('%Y%m%d-%H%M%S')}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), str(target))
+    else:
+        shutil.rmtree(path)
+
+
+def _sweep_homes(cfg: HostConfig, domain: str, keep: set[str]) -> list[str]:
+    """Remove (or archive) the maildirs of this domain that no mailbox owns any more."""
+    domain_dir = cfg.vmail_root / render.domain_name(domain)
+    removed = []
+    if not domain_dir.is_dir():
+        return removed
+    for entry in domain_dir.iterdir():
+        if entry.name not in keep and entry.is_dir() and not entry.is_symlink():
+            _remove_home(cfg, entry)
+            removed.append(entry.name)
+    return removed
+
+
+def _reload_postfix(cfg: HostConfig) -> bool:
+    if cfg.postfix_dir is None:
+        return False
+    subprocess.run(  # noqa: S603 - fixed program, absolute config path from the host's settings
+        ["/usr/sbin/postfix", "-c", str(cfg.postfix_dir), "reload"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return True
+
+
+def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
+    if document.get("format") != 1:
+        raise RenderError(f"unknown document format: {document.get('format')!r}")
+    domain = render.domain_name(document.get("domain"))
+    revision = document.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        raise RenderError("invalid revision")
+    state = document.get("state")
+    if state not in ("present", "absent"):
+        raise RenderError(f"invalid state: {state!r}")
+    rows = render.rows(document) if state == "present" else None
+    owner = _owner(cfg)
+
+    db = maps.connect(cfg.maps_db)
+    try:
+        current = db.execute("SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
+        if current and current[0] >= revision:
+            return Outcome(domain, revision, state, applied=False)
+        scripts: dict[str, Path | None] = {}
+        if rows is not None:
+            for m in rows.mailboxes:
+                home = home_of(cfg, domain, m.local_part)
+                scripts[m.email] = _write_script(home, m.sieve, owner) if m.sieve else None
+        old_transports = set(
+            db.execute("SELECT address || transport FROM transports WHERE domain = ?", (domain,)).fetchall()
+        )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            current = db.execute("SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
+            if current and current[0] >= revision:
+                db.execute("ROLLBACK")
+                return Outcome(domain, revision, state, applied=False)
+            for table in ("mailboxes", "aliases", "transports"):
+                db.execute(f"DELETE FROM {table} WHERE domain = ?", (domain,))  # noqa: S608 - fixed names
+            if rows is not None:
+                db.executemany(
+                    "INSERT INTO mailboxes(email, domain, password_hash, quota_bytes, active, allow_pop3, "
+                    "allow_imap, allow_smtp, home, sieve) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (m.email, domain, m.password_hash, m.quota_bytes, int(m.active), int(m.allow_pop3),
+                         int(m.allow_imap), int(m.allow_smtp), str(home_of(cfg, domain, m.local_part)),
+                         str(scripts[m.email]) if scripts[m.email] else None)
+                        for m in rows.mailboxes
+                    ],
+                )
+                db.executemany(
+                    "INSERT INTO aliases(source, domain, destination) VALUES (?,?,?)",
+                    [(src, domain, ",".join(dst)) for src, dst in rows.aliases.items()],
+                )
+                db.executemany(
+                    "INSERT INTO transports(address, domain, transport) VALUES (?,?,?)",
+                    [(a, domain, t) for a, t in rows.transports.items()],
+                )
+            db.execute(
+                "INSERT INTO domains(domain, active, revision) VALUES (?,?,?) "
+                "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
+                (domain, int(rows is not None), revision),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
+
+    outcome = Outcome(domain, revision, state, applied=True)
+    new_transports = {a + t for a, t in rows.transports.items()} if rows else set()
+    was_active = bool(current and current[1])
+    if was_active != (rows is not None) or {t for (t,) in old_transports} != new_transports:
+        outcome.reloaded = _reload_postfix(cfg)
+    if rows is not None:
+        for m in rows.mailboxes:
+            _sweep_scripts(home_of(cfg, domain, m.local_part), scripts[m.email])
+        outcome.removed_homes = _sweep_homes(cfg, domain, {m.local_part for m in rows.mailboxes})
+    else:
+        outcome.removed_homes = _sweep_homes(cfg, domain, set())
+    return outcome

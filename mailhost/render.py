@@ -1,0 +1,221 @@
+"""Turn a domain document into what the mail host stores: map rows and Sieve scripts.
+
+Every value is validated again here (the panel validates too): a name that could leave a
+directory, break a Postfix list or a Sieve string is refused with RenderError, and text that
+goes into a Sieve script is escaped for a Sieve quoted string. Plain Python, no Django.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+LOCAL_RE = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+=&-]{1,64}(?<!\.)$")
+LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})+$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Characters a Sieve quoted string (RFC 5228) may carry once escaped: no NUL, no other control
+# character than tab and line breaks.
+FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+DISCARD_ADDRESS = "discard@discard.invalid"
+DISCARD_DOMAIN = "discard.invalid"
+ROBOT_REPLY_SECONDS = 2000  # QmailAdmin's robots: at most 5 replies per sender per 10,000 s
+MAX_TEXT = 8000
+
+
+class RenderError(ValueError):
+    """A value in the document cannot be written safely to the mail host."""
+
+
+def domain_name(value: Any) -> str:
+    if not isinstance(value, str) or not DOMAIN_RE.match(value):
+        raise RenderError(f"invalid domain name: {value!r}")
+    return value
+
+
+def local_part(value: Any) -> str:
+    if not isinstance(value, str) or not LOCAL_RE.match(value):
+        raise RenderError(f"invalid local part: {value!r}")
+    return value
+
+
+def address(value: Any) -> str:
+    if not isinstance(value, str) or value.count("@") != 1:
+        raise RenderError(f"invalid address: {value!r}")
+    local, domain = value.split("@")
+    return f"{local_part(local)}@{domain_name(domain)}"
+
+
+def text(value: Any, *, single_line: bool = False) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT or FORBIDDEN_TEXT.search(value):
+        raise RenderError("text with control characters or too long")
+    if single_line and ("\n" in value or "\r" in value):
+        raise RenderError("line breaks are not allowed here")
+    return value
+
+
+def sieve_string(value: str) -> str:
+    """A Sieve quoted string holding exactly `value`."""
+    value = text(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_sieve_string(quoted: str) -> str:
+    """The inverse of sieve_string (used by tests and the agent's self-check)."""
+    if len(quoted) < 2 or quoted[0] != '"' or quoted[-1] != '"':
+        raise RenderError("not a quoted string")
+    out, i, body = [], 0, quoted[1:-1]
+    while i < len(body):
+        if body[i] == "\\":
+            i += 1
+            if i == len(body):
+                raise RenderError("dangling escape")
+        elif body[i] == '"':
+            raise RenderError("unescaped quote")
+        out.append(body[i])
+        i += 1
+    return "".join(out)
+
+
+def _vacation(vacation: dict[str, Any], own: str) -> tuple[set[str], str]:
+    days = vacation.get("days") or 1
+    if not isinstance(days, int) or not 1 <= days <= 365:
+        raise RenderError("vacation days out of range")
+    action = (
+        f"vacation :days {days} :subject {sieve_string(text(vacation.get('subject') or '', single_line=True))} "
+        f":addresses [{sieve_string(own)}] {sieve_string(vacation.get('message') or '')};"
+    )
+    tests = []
+    for key, op in (("start", "ge"), ("end", "le")):
+        when = vacation.get(key)
+        if when:
+            if not isinstance(when, str) or not DATE_RE.match(when):
+                raise RenderError("invalid vacation date")
+            tests.append(f'currentdate :value "{op}" "date" "{when}"')
+    if not tests:
+        return {"vacation"}, action
+    return {"vacation", "date", "relational"}, f"if allof({', '.join(tests)}) {{\n  {action}\n}}"
+
+
+def mailbox_sieve(mailbox: dict[str, Any], own: str) -> str | None:
+    """The Sieve script of a mailbox: vacation, then discard when nothing must be kept."""
+    requires: set[str] = set()
+    lines: list[str] = []
+    if mailbox.get("vacation"):
+        extra, action = _vacation(mailbox["vacation"], own)
+        requires |= extra
+        lines.append(action)
+    routing = mailbox.get("routing", "standard")
+    if routing == "delete" or (routing == "forward" and not mailbox.get("keep_copy")):
+        lines.append("discard;")
+    if not lines:
+        return None
+    head = f"require [{', '.join(sieve_string(r) for r in sorted(requires))}];\n" if requires else ""
+    return head + "\n".join(lines) + "\n"
+
+
+def robot_sieve(robot: dict[str, Any], own: str) -> str:
+    """A robot: a copy goes on, the sender gets the fixed reply, nothing is stored."""
+    lines = ['require ["vacation", "vacation-seconds"];']
+    if robot.get("copy_to"):
+        lines.append(f"redirect {sieve_string(address(robot['copy_to']))};")
+    subject = sieve_string(text(robot.get("subject") or "", single_line=True))
+    lines.append(
+        f"vacation :seconds {ROBOT_REPLY_SECONDS} :subject {subject} :addresses [{sieve_string(own)}] "
+        f"{sieve_string(robot.get('message') or '')};"
+    )
+    lines.append("discard;")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class MailboxRow:
+    email: str
+    local_part: str
+    password_hash: str
+    quota_bytes: int
+    active: bool
+    allow_pop3: bool
+    allow_imap: bool
+    allow_smtp: bool
+    sieve: str | None  # script text; the agent stores it and puts its path in the row
+
+
+@dataclass(frozen=True)
+class DomainRows:
+    mailboxes: list[MailboxRow]
+    aliases: dict[str, list[str]]  # source -> destinations
+    transports: dict[str, str]  # address -> transport
+
+
+def _hash(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("{") or FORBIDDEN_TEXT.search(value) or len(value) > 512:
+        raise RenderError("invalid password hash")
+    if any(c in value for c in "\r\n'"):
+        raise RenderError("invalid password hash")
+    return value
+
+
+def _quota(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise RenderError("invalid quota")
+    return value
+
+
+def rows(document: dict[str, Any]) -> DomainRows:
+    """Map rows of a present domain. Names used twice are refused (one address, one meaning)."""
+    domain = domain_name(document["domain"])
+    mailboxes: list[MailboxRow] = []
+    aliases: dict[str, list[str]] = {}
+    transports: dict[str, str] = {}
+    taken: set[str] = set()
+
+    def claim(local: str) -> str:
+        email = f"{local_part(local)}@{domain}"
+        if email in taken:
+            raise RenderError(f"address used twice: {email}")
+        taken.add(email)
+        return email
+
+    for m in document.get("mailboxes", []):
+        email = claim(m["local_part"])
+        sieve = mailbox_sieve(m, email)
+        mailboxes.append(MailboxRow(
+            email, m["local_part"], _hash(m["password_hash"]), _quota(m["quota_bytes"]), bool(m["active"]),
+            bool(m["allow_pop3"]), bool(m["allow_imap"]), bool(m["allow_smtp"]), sieve,
+        ))
+        if m.get("routing") == "forward" and m["active"]:
+            targets = [address(a) for a in m.get("forward_to", [])]
+            if not targets:
+                raise RenderError(f"forward without destination: {email}")
+            if m.get("keep_copy") or m.get("vacation"):
+                targets.append(email)  # delivered here too: kept, or answered then discarded
+            aliases[email] = targets
+    for r in document.get("robots", []):
+        email = claim(r["local_part"])
+        mailboxes.append(MailboxRow(email, r["local_part"], "!", 0, True, False, False, False, robot_sieve(r, email)))
+    for f in document.get("forwards", []):
+        email = claim(f["local_part"])
+        targets = [address(a) for a in f.get("destinations", [])]
+        if not targets:
+            raise RenderError(f"forward without destination: {email}")
+        aliases[email] = targets
+    for ml in document.get("lists", []):
+        email = claim(ml["name"])
+        internal = f"{domain}--{ml['name']}@localhost.mlmmj"
+        aliases[email] = [internal]
+        transports[internal] = f"mlmmj:{domain}/{ml['name']}"
+    catchall = document.get("catchall") or {"mode": "bounce"}
+    mode, target = catchall.get("mode", "bounce"), catchall.get("target", "")
+    if mode == "delete":
+        aliases[f"@{domain}"] = [DISCARD_ADDRESS]
+    elif mode == "mailbox":
+        aliases[f"@{domain}"] = [address(f"{target}@{domain}" if "@" not in target else target)]
+    elif mode == "remote":
+        aliases[f"@{domain}"] = [address(target)]
+    elif mode == "domain":
+        aliases[f"@{domain}"] = [f"@{domain_name(target)}"]
+    elif mode != "bounce":
+        raise RenderError(f"unknown catch-all mode: {mode!r}")
+    return DomainRows(mailboxes, aliases, transports)

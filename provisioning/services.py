@@ -1,0 +1,131 @@
+"""How a change reaches a mail host, panel side.
+
+1. A service function bumps `Domain.revision` in its transaction (`hosting.services.domain_changed`)
+   and asks, on commit, for a push (`schedule_push`).
+2. `schedule_push` claims the domain's `queued` flag: of a burst of 1,000 changes only the first
+   enqueues a task; the task releases the flag before it reads, so later changes queue again.
+3. `push` reads the domain under its row lock (a consistent snapshot) and sends the document to the
+   queue of the domain's host; `record_report` stores what the host says back.
+4. `reconcile` re-sends every domain whose host lags (the durable record drives it, not the queue).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from hosting.models import Domain, MailHost
+from provisioning import snapshot
+from provisioning.models import DomainSync, RetiredDomain
+
+log = logging.getLogger(__name__)
+
+APPLY_TASK = "mailhost.apply"
+STALE_AFTER = timedelta(seconds=60)
+
+
+def schedule_push(domain_id: int) -> None:
+    """Enqueue one push for the domain unless one is already waiting (call on commit)."""
+    DomainSync.objects.get_or_create(domain_id=domain_id)
+    if DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True) == 1:
+        from provisioning.tasks import push_domain
+
+        push_domain.delay(domain_id)
+
+
+def schedule_retired_push(retired_id: int) -> None:
+    from provisioning.tasks import push_retired
+
+    push_retired.delay(retired_id)
+
+
+def send(host: MailHost, document: dict[str, Any]) -> None:
+    current_app.send_task(APPLY_TASK, args=[document], queue=host.queue)
+
+
+def push(domain_id: int) -> int | None:
+    """Send the domain's current document to its host. Returns the revision sent."""
+    DomainSync.objects.filter(domain_id=domain_id).update(queued=False)
+    with transaction.atomic():
+        domain = Domain.objects.select_for_update().select_related("pack__mail_host").filter(pk=domain_id).first()
+        if domain is None:
+            return None  # deleted meanwhile: its RetiredDomain carries the removal
+        document = snapshot.build(domain)
+        host = domain.pack.mail_host
+        sync, _created = DomainSync.objects.select_for_update().get_or_create(domain=domain)
+        if sync.host_id is not None and sync.host_id != host.pk:
+            _retire_from(sync.host, domain.name, domain.revision)
+        DomainSync.objects.filter(pk=sync.pk).update(
+            host=host, sent_revision=domain.revision, sent_at=timezone.now(), attempts=F("attempts") + 1
+        )
+        transaction.on_commit(lambda: send(host, document))
+    return document["revision"]
+
+
+def _retire_from(old_host: MailHost, name: str, revision: int) -> None:
+    retired, _created = RetiredDomain.objects.update_or_create(
+        name=name, host=old_host, defaults={"revision": revision, "confirmed": False, "error": ""}
+    )
+    transaction.on_commit(lambda: schedule_retired_push(retired.pk))
+
+
+def push_retired(retired_id: int) -> None:
+    retired = RetiredDomain.objects.select_related("host").filter(pk=retired_id, confirmed=False).first()
+    if retired is not None:
+        send(retired.host, snapshot.absent(retired.name, retired.revision))
+
+
+def record_report(*, host: str, domain: str, revision: int, state: str, error: str = "") -> None:
+    """Store what a host says it did with a document (the agent calls this through a task)."""
+    now = timezone.now()
+    if state == "absent":
+        RetiredDomain.objects.filter(host__name=host, name=domain, revision__lte=revision).update(
+            confirmed=not error, error=error
+        )
+        return
+    syncs = DomainSync.objects.filter(domain__name=domain, host__name=host)
+    if error:
+        syncs.filter(applied_revision__lt=revision).update(error=error, error_revision=revision)
+        log.warning("host %s failed to apply %s@%s: %s", host, domain, revision, error)
+        return
+    syncs.filter(applied_revision__lt=revision).update(
+        applied_revision=revision, applied_at=now, error="", error_revision=0
+    )
+
+
+def reconcile(stale_after: timedelta = STALE_AFTER) -> int:
+    """Re-send every domain whose host has not confirmed its revision in time. Returns how many."""
+    cutoff = timezone.now() - stale_after
+    lagging = DomainSync.objects.filter(applied_revision__lt=F("domain__revision")).filter(
+        Q(sent_at__isnull=True) | Q(sent_at__lt=cutoff) | Q(error_revision__gt=0)
+    )
+    ids = list(lagging.values_list("domain_id", flat=True))
+    for domain_id in ids:
+        DomainSync.objects.filter(domain_id=domain_id).update(queued=False)
+        schedule_push(domain_id)
+    for retired_id in RetiredDomain.objects.filter(confirmed=False, created_at__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        schedule_retired_push(retired_id)
+    return len(ids)
+
+
+def resync_host(host: MailHost) -> int:
+    """Send every domain of a host again, whatever it confirmed (after a host was rebuilt)."""
+    ids = list(Domain.objects.filter(pack__mail_host=host).values_list("pk", flat=True))
+    DomainSync.objects.filter(domain_id__in=ids).update(queued=False, applied_revision=0)
+    for domain_id in ids:
+        schedule_push(domain_id)
+    return len(ids)
+
+
+def retry(domain: Domain) -> None:
+    """Support's "retry": forget the error and push again."""
+    DomainSync.objects.filter(domain=domain).update(error="", error_revision=0, queued=False)
+    schedule_push(domain.pk)

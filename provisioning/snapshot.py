@@ -1,0 +1,98 @@
+"""A domain's complete desired state, as the self-contained JSON document a mail host applies.
+
+The document carries everything the host needs (password hashes, quotas, routing, Sieve inputs,
+list options and members) and nothing of the panel's database: the host never queries back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hosting.models import Domain
+from lists.models import MailingList
+from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
+
+FORMAT = 1
+MB = 1024 * 1024
+
+
+def absent(name: str, revision: int) -> dict[str, Any]:
+    """The document that removes a domain from a host."""
+    return {"format": FORMAT, "domain": name, "revision": revision, "state": "absent"}
+
+
+def build(domain: Domain) -> dict[str, Any]:
+    """Read the domain's rows (a constant number of queries) and return its document."""
+    mailboxes = Mailbox.objects.filter(domain=domain).order_by("local_part")
+    forwards = Forward.objects.filter(domain=domain).order_by("local_part")
+    robots = Robot.objects.filter(domain=domain).order_by("local_part")
+    lists = MailingList.objects.filter(domain=domain).prefetch_related("members").order_by("name")
+    catchall = CatchAll.objects.filter(domain=domain).first()
+    return {
+        "format": FORMAT,
+        "domain": domain.name,
+        "revision": domain.revision,
+        "state": "present",
+        "mailboxes": [_mailbox(m) for m in mailboxes],
+        "forwards": [{"local_part": f.local_part, "destinations": list(f.destinations)} for f in forwards],
+        "robots": [
+            {"local_part": r.local_part, "copy_to": r.copy_to, "subject": r.subject, "message": r.message}
+            for r in robots
+        ],
+        "catchall": {
+            "mode": catchall.mode if catchall else CatchAllMode.BOUNCE.value,
+            "target": catchall.target if catchall else "",
+        },
+        "lists": [_list(ml) for ml in lists],
+    }
+
+
+def _mailbox(m: Mailbox) -> dict[str, Any]:
+    vacation = None
+    if m.vacation_enabled:
+        vacation = {
+            "subject": m.vacation_subject,
+            "message": m.vacation_message,
+            "days": m.vacation_days,
+            "start": m.vacation_start.isoformat() if m.vacation_start else None,
+            "end": m.vacation_end.isoformat() if m.vacation_end else None,
+        }
+    return {
+        "local_part": m.local_part,
+        "password_hash": m.password_hash,
+        "quota_bytes": m.quota_mb * MB,
+        "active": m.enabled,
+        "allow_pop3": m.allow_pop3,
+        "allow_imap": m.allow_imap,
+        "allow_smtp": m.allow_smtp,
+        "routing": m.routing,
+        "forward_to": list(m.forward_to),
+        "keep_copy": m.keep_copy,
+        "vacation": vacation,
+    }
+
+
+def _list(ml: MailingList) -> dict[str, Any]:
+    members: dict[str, list[str]] = {"subscriber": [], "moderator": [], "digest": []}
+    for member in ml.members.all():
+        members[member.kind].append(member.address)
+    return {
+        "name": ml.name,
+        "owner": ml.owner,
+        "prefix": ml.prefix,
+        "posting": ml.posting,
+        "reply_to": ml.reply_to,
+        "reply_to_address": ml.reply_to_address,
+        "trailer": ml.trailer,
+        "digest": ml.digest,
+        "remote_admin": ml.remote_admin,
+        "private": ml.private,
+        "sub_confirm": ml.sub_confirm,
+        "sub_moderate": ml.sub_moderate,
+        "unsub_confirm": ml.unsub_confirm,
+        "archive": ml.archive,
+        "archive_access": ml.archive_access,
+        "subscribers": sorted(members["subscriber"]),
+        "moderators": sorted(members["moderator"]),
+        "digest_subscribers": sorted(members["digest"]),
+    }
