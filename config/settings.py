@@ -206,6 +206,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ROUTES = {"provisioning.*": {"queue": "panel"}}
+CELERY_BEAT_SCHEDULE = {
+    # Re-send every domain whose mail host has not confirmed its revision (the durable record).
+    "reconcile": {"task": "provisioning.reconcile", "schedule": env_int("RECONCILE_SECONDS", 30)},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 LOGGING = {
     "version": 1,

@@ -40,7 +40,7 @@ def get_pack_for_user(user: Any, pk: Any) -> Pack:
 
 def get_domain_for_user(user: Any, pk: Any) -> Domain:
     return get_object_or_404(
-        Domain.objects.visible_to(user).select_related("pack__plan", "pack__customer"), pk=pk
+        Domain.objects.visible_to(user).select_related("pack__plan", "pack__customer", "sync"), pk=pk
     )
 
 

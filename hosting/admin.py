@@ -35,6 +35,8 @@ from hosting.services import (
 from hosting.validators import normalize_domain
 from mail.models import Mailbox
 from mail.services import check_password_strength, mailbox_create
+from provisioning.models import SyncState
+from provisioning.services import retry
 
 admin.site.site_header = _("Mail hosting administration")
 admin.site.site_title = _("Mail hosting")
@@ -274,25 +276,52 @@ class DomainChangeForm(forms.ModelForm):
         fields = ["pack"]
 
 
+def sync_state_label(sync: Any, revision: int) -> str:
+    if sync is None:
+        return str(SyncState.PENDING.label)
+    state = sync.state_of(revision)
+    if state == SyncState.FAILED:
+        return f"{state.label}: {sync.error[:200]}"
+    return str(state.label)
+
+
 @admin.register(Domain)
 class DomainAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: frozenset({"view", "add"})}
     service_creates = True
-    list_display = ["unicode_name", "name", "pack", "revision", "created_at"]
-    list_select_related = ["pack__plan", "pack__customer"]
+    list_display = ["unicode_name", "name", "pack", "revision", "mail_host_state", "created_at"]
+    list_select_related = ["pack__plan", "pack__customer", "sync"]
     search_fields = ["name"]
+    actions = ["retry_provisioning"]
+
+    @admin.display(description=_("on the mail host"))
+    def mail_host_state(self, obj: Domain) -> str:
+        return sync_state_label(getattr(obj, "sync", None), obj.revision)
+
+    @admin.action(description=_("Send again to the mail host"))
+    def retry_provisioning(self, request: HttpRequest, queryset: Any) -> None:
+        for domain in queryset:
+            retry(domain)
+            audit.record(request.user, "domain.retry", domain)
+        self.message_user(request, _("The selected domains will be sent again to their mail host."))
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        if role_of(request.user) not in (Role.OPERATOR, Role.SUPPORT):
+            actions.pop("retry_provisioning", None)
+        return actions
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         kwargs["form"] = DomainForm if obj is None else DomainChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["name", "pack", "revision"] if obj is not None else []
+        return ["name", "pack", "revision", "mail_host_state"] if obj is not None else []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ["pack", "name", "postmaster_password"]
-        return ["name", "pack", "revision"]
+        return ["name", "pack", "revision", "mail_host_state"]
 
     def create_object(self, request: HttpRequest, obj: Domain, form: Any) -> Domain:
         domain = domain_create(pack=obj.pack, name=obj.name, acting_user=request.user)
@@ -307,13 +336,17 @@ class DomainAdmin(TenantAdmin):
 @admin.register(Mailbox)
 class MailboxAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: VIEW, Role.RESELLER: VIEW}
-    list_display = ["local_part", "domain", "real_name", "quota_mb", "is_admin", "enabled"]
-    list_select_related = ["domain"]
+    list_display = ["local_part", "domain", "real_name", "quota_mb", "is_admin", "enabled", "mail_host_state"]
+    list_select_related = ["domain__sync"]
     search_fields = ["local_part", "domain__name", "real_name"]
     exclude = ["password_hash"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # mailboxes are created with their password in the domain's screens
+
+    @admin.display(description=_("on the mail host"))
+    def mail_host_state(self, obj: Mailbox) -> str:
+        return sync_state_label(getattr(obj.domain, "sync", None), obj.revision)
 
 
 @admin.register(AuditEvent)

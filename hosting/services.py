@@ -130,3 +130,34 @@ def domain_changed(domain: Domain) -> int:
     domain_id = domain.pk
     transaction.on_commit(lambda: schedule_push(domain_id))
     return revision
+
+
+@transaction.atomic
+def domain_delete(*, domain: Domain, acting_user: Any) -> None:
+    """Delete a domain with everything in it; its mail host removes it (maildirs included)."""
+    from provisioning.models import RetiredDomain
+    from provisioning.services import schedule_retired_push
+
+    locked = Domain.objects.select_for_update().select_related("pack__mail_host").get(pk=domain.pk)
+    retired, _created = RetiredDomain.objects.update_or_create(
+        name=locked.name, host=locked.pack.mail_host,
+        defaults={"revision": locked.revision + 1, "confirmed": False, "error": ""},
+    )
+    audit.record(acting_user, "domain.delete", locked)
+    locked.delete()
+    transaction.on_commit(lambda: schedule_retired_push(retired.pk))
+
+
+@transaction.atomic
+def pack_move(*, pack: Pack, mail_host: MailHost, acting_user: Any) -> None:
+    """Place a pack on another mail host: its domains are applied there and removed from the old one."""
+    locked = lock_pack(pack.pk)
+    if locked.mail_host_id == mail_host.pk:
+        return
+    if not mail_host.active:
+        raise ValidationError(_("This mail host does not accept new packs."), code="host")
+    old = locked.mail_host
+    Pack.objects.filter(pk=locked.pk).update(mail_host=mail_host)
+    for domain in Domain.objects.filter(pack=locked):
+        domain_changed(domain)
+    audit.record(acting_user, "pack.move", locked, old_host=old.name, new_host=mail_host.name)

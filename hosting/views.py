@@ -13,6 +13,7 @@ from hosting.roles import STAFF_ROLES, Role, role_of
 from hosting.tables import PackTable
 from hosting.usage import pack_features
 from mail.views import home_of_mailbox
+from provisioning.models import SyncState
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -59,4 +60,9 @@ def domain_menu(request: HttpRequest, pk: int) -> HttpResponse:
     domain = get_domain_for_user(seat, pk)
     pack = get_pack_for_user(seat, domain.pack_id)
     features = [f for f in pack_features(pack) if f.shown]
-    return render(request, "hosting/domain_menu.html", {"domain": domain, "pack": pack, "features": features})
+    sync = getattr(domain, "sync", None)
+    state = sync.state_of(domain.revision) if sync else SyncState.PENDING
+    return render(request, "hosting/domain_menu.html", {
+        "domain": domain, "pack": pack, "features": features, "state": state,
+        "error": sync.error if sync and state == SyncState.FAILED else "",
+    })

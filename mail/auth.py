@@ -119,7 +119,7 @@ def mailbox_from_session(request: HttpRequest) -> Mailbox | None:
     if mailbox_id is None:
         return None
     mailbox = (
-        Mailbox.objects.select_related("domain", "domain__pack__plan")
+        Mailbox.objects.select_related("domain", "domain__pack__plan", "domain__sync")
         .filter(pk=mailbox_id, enabled=True)
         .first()
     )

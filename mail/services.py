@@ -21,8 +21,8 @@ from django.utils.translation import gettext as _
 from hosting import audit
 from hosting.models import Domain, Pack
 from hosting.services import domain_changed, limit_allows, lock_pack
-from mail.models import Mailbox
-from mail.validators import normalize_local_part
+from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
+from mail.validators import clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
 
 PASSWORD_VALIDATORS = [MinimumLengthValidator(8), CommonPasswordValidator(), NumericPasswordValidator()]
@@ -51,7 +51,15 @@ def check_mailbox_limits(pack: Pack) -> None:
 
 
 def address_taken(domain: Domain, local_part: str) -> bool:
-    return Mailbox.objects.filter(domain=domain, local_part=local_part).exists()
+    """Whether the name is a mailbox, forward, robot or mailing list of the domain."""
+    from lists.models import MailingList
+
+    return (
+        Mailbox.objects.filter(domain=domain, local_part=local_part).exists()
+        or Forward.objects.filter(domain=domain, local_part=local_part).exists()
+        or Robot.objects.filter(domain=domain, local_part=local_part).exists()
+        or MailingList.objects.filter(domain=domain, name=local_part).exists()
+    )
 
 
 def resolve_quota(pack: Pack, quota_mb: int | None) -> int:
@@ -116,3 +124,231 @@ def mailbox_set_password(*, mailbox: Mailbox, password: str, acting_user: Any) -
     Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=hash_password(password), revision=revision)
     mailbox.refresh_from_db(fields=["password_hash", "revision"])
     audit.record(acting_user, "mailbox.set_password", mailbox)
+
+
+MAX_DESTINATIONS = 10
+
+
+def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, own: str = "") -> list[str]:
+    """Validate forward destinations: `name` alone means a mailbox of this domain, which must
+    exist; a forward of this domain as destination is refused (chains lose mail); no duplicates."""
+    result: list[str] = []
+    for raw in values:
+        raw = (raw or "").strip()
+        if not raw:
+            continue
+        if "@" not in raw:
+            local = normalize_local_part(raw)
+            if not Mailbox.objects.filter(domain=domain, local_part=local).exists():
+                raise ValidationError(
+                    _("%(name)s is not a POP account of this domain.") % {"name": raw}, code="destination"
+                )
+            address = f"{local}@{domain.name}"
+        else:
+            address = normalize_address(raw)
+            local, _at, host = address.partition("@")
+            if host == domain.name and Forward.objects.filter(domain=domain, local_part=local).exists():
+                raise ValidationError(
+                    _("%(address)s is itself a forward: forward to the final address instead.")
+                    % {"address": raw},
+                    code="chain",
+                )
+        if address == own:
+            raise ValidationError(_("An address cannot forward to itself."), code="loop")
+        if address not in result:
+            result.append(address)
+    if not result:
+        raise ValidationError(_("Enter at least one destination."), code="required")
+    if len(result) > MAX_DESTINATIONS:
+        raise ValidationError(
+            _("At most %(max)d destinations.") % {"max": MAX_DESTINATIONS}, code="max_destinations"
+        )
+    return result
+
+
+def _touch(obj: Any, revision: int, *fields: str) -> None:
+    obj.revision = revision
+    obj.save(update_fields=[*fields, "revision"])
+
+
+@transaction.atomic
+def mailbox_set_routing(
+    *, mailbox: Mailbox, routing: str, forward_to: list[str] | tuple[str, ...] = (), keep_copy: bool = False,
+    acting_user: Any,
+) -> None:
+    if routing not in Routing.values:
+        raise ValidationError(_("Choose a routing."), code="invalid")
+    destinations = (
+        _destinations(mailbox.domain, forward_to, own=f"{mailbox.local_part}@{mailbox.domain.name}")
+        if routing == Routing.FORWARD else []
+    )
+    mailbox.routing, mailbox.forward_to = routing, destinations
+    mailbox.keep_copy = bool(keep_copy) and routing == Routing.FORWARD
+    _touch(mailbox, domain_changed(mailbox.domain), "routing", "forward_to", "keep_copy")
+    audit.record(acting_user, "mailbox.set_routing", mailbox, routing=routing)
+
+
+@transaction.atomic
+def mailbox_set_vacation(
+    *, mailbox: Mailbox, enabled: bool, subject: str = "", message: str = "", start: Any = None,
+    end: Any = None, days: int = 1, acting_user: Any,
+) -> None:
+    subject = clean_text(subject, max_length=200, single_line=True)
+    message = clean_text(message, max_length=4000)
+    if enabled and not message:
+        raise ValidationError(_("Enter the vacation message."), code="required")
+    if start and end and start > end:
+        raise ValidationError(_("The vacation cannot end before it starts."), code="dates")
+    if not 1 <= int(days) <= 365:
+        raise ValidationError(_("Between 1 and 365 days."), code="days")
+    mailbox.vacation_enabled, mailbox.vacation_subject, mailbox.vacation_message = bool(enabled), subject, message
+    mailbox.vacation_start, mailbox.vacation_end, mailbox.vacation_days = start, end, int(days)
+    _touch(mailbox, domain_changed(mailbox.domain), "vacation_enabled", "vacation_subject", "vacation_message",
+           "vacation_start", "vacation_end", "vacation_days")
+    audit.record(acting_user, "mailbox.set_vacation", mailbox, enabled=bool(enabled))
+
+
+@transaction.atomic
+def mailbox_set_access(
+    *, mailbox: Mailbox, enabled: bool | None = None, allow_pop3: bool | None = None,
+    allow_imap: bool | None = None, allow_smtp: bool | None = None, acting_user: Any,
+) -> None:
+    changes = {"enabled": enabled, "allow_pop3": allow_pop3, "allow_imap": allow_imap, "allow_smtp": allow_smtp}
+    changes = {k: bool(v) for k, v in changes.items() if v is not None}
+    for field_name, value in changes.items():
+        setattr(mailbox, field_name, value)
+    _touch(mailbox, domain_changed(mailbox.domain), *changes)
+    audit.record(acting_user, "mailbox.set_access", mailbox, **changes)
+
+
+@transaction.atomic
+def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int, acting_user: Any) -> None:
+    pack = lock_pack(mailbox.domain.pack_id)
+    others = Mailbox.objects.filter(pk=mailbox.pk).values_list("quota_mb", flat=True).get()
+    plan = pack.plan
+    quota = int(quota_mb)
+    if quota < 0:
+        raise ValidationError(_("The quota cannot be negative."), code="quota")
+    if plan.total_quota_mb:
+        allotted = (Mailbox.objects.filter(domain__pack=pack).aggregate(s=Sum("quota_mb"))["s"] or 0) - others
+        if quota == 0:
+            raise ValidationError(_("This pack does not allow unlimited quotas."), code="quota")
+        if allotted + quota > plan.total_quota_mb:
+            raise ValidationError(
+                _("The pack's total quota would be exceeded (%(free)d MB left).")
+                % {"free": max(plan.total_quota_mb - allotted, 0)},
+                code="quota",
+            )
+    mailbox.quota_mb = quota
+    _touch(mailbox, domain_changed(mailbox.domain), "quota_mb")
+    audit.record(acting_user, "mailbox.set_quota", mailbox, quota_mb=quota)
+
+
+@transaction.atomic
+def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any) -> None:
+    """Delete a mailbox (its maildir goes on the host); optionally keep its address as a forward."""
+    if mailbox.local_part == "postmaster":
+        raise ValidationError(_("You cannot delete the postmaster account."), code="postmaster")
+    if getattr(acting_user, "pk", None) == mailbox.pk and isinstance(acting_user, Mailbox):
+        raise ValidationError(_("You cannot delete the account you are logged in with."), code="self")
+    domain, local = mailbox.domain, mailbox.local_part
+    pack = lock_pack(domain.pack_id)
+    destinations = _destinations(domain, [redirect_to], own=f"{local}@{domain.name}") if redirect_to else []
+    if destinations and not limit_allows(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack).count()):
+        raise ValidationError(_("Maximum number of forwards reached."), code="limit")
+    audit.record(acting_user, "mailbox.delete", mailbox, redirect_to=redirect_to)
+    mailbox.delete()
+    revision = domain_changed(domain)
+    if destinations:
+        forward = Forward.objects.create(domain=domain, local_part=local, destinations=destinations, revision=revision)
+        audit.record(acting_user, "forward.create", forward)
+
+
+@transaction.atomic
+def forward_create(*, domain: Domain, local_part: str, destinations: list[str], acting_user: Any) -> Forward:
+    pack = lock_pack(domain.pack_id)
+    if not limit_allows(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack).count()):
+        raise ValidationError(_("Maximum number of forwards reached."), code="limit")
+    local = normalize_local_part(local_part)
+    if address_taken(domain, local):
+        raise ValidationError(_("Name already used."), code="unique")
+    targets = _destinations(domain, destinations, own=f"{local}@{domain.name}")
+    forward = Forward.objects.create(
+        domain=domain, local_part=local, destinations=targets, revision=domain_changed(domain)
+    )
+    audit.record(acting_user, "forward.create", forward)
+    return forward
+
+
+@transaction.atomic
+def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Any) -> None:
+    forward.destinations = _destinations(
+        forward.domain, destinations, own=f"{forward.local_part}@{forward.domain.name}"
+    )
+    _touch(forward, domain_changed(forward.domain), "destinations")
+    audit.record(acting_user, "forward.change", forward)
+
+
+@transaction.atomic
+def forward_delete(*, forward: Forward, acting_user: Any) -> None:
+    domain = forward.domain
+    audit.record(acting_user, "forward.delete", forward)
+    forward.delete()
+    domain_changed(domain)
+
+
+@transaction.atomic
+def robot_create(
+    *, domain: Domain, local_part: str, subject: str, message: str, copy_to: str = "", acting_user: Any
+) -> Robot:
+    pack = lock_pack(domain.pack_id)
+    if not limit_allows(pack.plan.max_robots, Robot.objects.filter(domain__pack=pack).count()):
+        raise ValidationError(_("Maximum number of mail robots reached."), code="limit")
+    local = normalize_local_part(local_part)
+    if address_taken(domain, local):
+        raise ValidationError(_("Name already used."), code="unique")
+    robot = Robot.objects.create(
+        domain=domain, local_part=local,
+        subject=clean_text(subject, max_length=200, single_line=True),
+        message=clean_text(message, max_length=4000),
+        copy_to=normalize_address(copy_to) if copy_to.strip() else "",
+        revision=domain_changed(domain),
+    )
+    audit.record(acting_user, "robot.create", robot)
+    return robot
+
+
+@transaction.atomic
+def robot_delete(*, robot: Robot, acting_user: Any) -> None:
+    domain = robot.domain
+    audit.record(acting_user, "robot.delete", robot)
+    robot.delete()
+    domain_changed(domain)
+
+
+@transaction.atomic
+def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: Any) -> CatchAll:
+    """Set what becomes of mail to unknown addresses of the domain."""
+    target = (target or "").strip()
+    if mode == CatchAllMode.MAILBOX:
+        local = normalize_local_part(target.split("@")[0])
+        if not Mailbox.objects.filter(domain=domain, local_part=local).exists():
+            raise ValidationError(_("Choose a POP account of this domain."), code="target")
+        target = local
+    elif mode == CatchAllMode.REMOTE:
+        target = normalize_address(target)
+    elif mode == CatchAllMode.DOMAIN:
+        from hosting.validators import normalize_domain
+
+        target = normalize_domain(target)
+        if target == domain.name:
+            raise ValidationError(_("Choose another domain."), code="target")
+    elif mode in (CatchAllMode.BOUNCE, CatchAllMode.DELETE):
+        target = ""
+    else:
+        raise ValidationError(_("Choose what becomes of unknown e-mail."), code="invalid")
+    catchall, _created = CatchAll.objects.update_or_create(
+        domain=domain, defaults={"mode": mode, "target": target, "revision": domain_changed(domain)}
+    )
+    audit.record(acting_user, "catchall.set", catchall, mode=mode, target=target)
+    return catchall

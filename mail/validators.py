@@ -47,3 +47,26 @@ def split_address(value: str) -> tuple[str, str]:
         return normalize_local_part(local), normalize_domain(domain)
     except ValidationError:
         raise ValidationError(_("Invalid e-mail address."), code="invalid") from None
+
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str, *, max_length: int, single_line: bool = False) -> str:
+    """Text that goes into a Sieve script or a mail header: no control characters; one line when
+    it becomes a header (a subject)."""
+    text = (value or "").replace("\r\n", "\n").strip()
+    if len(text) > max_length:
+        raise ValidationError(
+            _("This text is too long (at most %(max)d characters)."), code="max_length",
+            params={"max": max_length},
+        )
+    if CONTROL_CHARS.search(text) or (single_line and "\n" in text):
+        raise ValidationError(_("This text contains characters that are not allowed."), code="invalid")
+    return text
+
+
+def normalize_address(value: str) -> str:
+    """`local@domain` with both parts validated; the domain in its IDNA form."""
+    local, domain = split_address(value)
+    return f"{local}@{domain}"

@@ -17,6 +17,7 @@ from hosting.roles import Role, role_of
 from mail.auth import authenticate_mailbox, is_throttled, login_mailbox, logout_mailbox
 from mail.forms import MailboxLoginForm, NewPasswordForm, StandalonePasswordForm
 from mail.services import mailbox_set_password
+from provisioning.models import SyncState
 
 
 def mailbox_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -61,9 +62,16 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("mail:login")
 
 
+def _me_context(mailbox: Any, form: Any) -> dict[str, Any]:
+    sync = getattr(mailbox.domain, "sync", None)
+    state = sync.state_of(mailbox.revision) if sync else SyncState.PENDING
+    return {"mailbox": mailbox, "form": form, "state": state,
+            "error": sync.error if sync and state == SyncState.FAILED else ""}
+
+
 @mailbox_required
 def me(request: HttpRequest) -> HttpResponse:
-    return render(request, "mail/me.html", {"mailbox": request.mailbox, "form": NewPasswordForm()})
+    return render(request, "mail/me.html", _me_context(request.mailbox, NewPasswordForm()))
 
 
 @require_POST
@@ -82,7 +90,7 @@ def me_password(request: HttpRequest) -> HttpResponse:
             login_mailbox(request, request.mailbox)  # keep this session, end the others
             messages.success(request, _("Your password has been changed."))
             return redirect("mail:me")
-    return render(request, "mail/me.html", {"mailbox": request.mailbox, "form": form}, status=400)
+    return render(request, "mail/me.html", _me_context(request.mailbox, form), status=400)
 
 
 def change_password(request: HttpRequest) -> HttpResponse:
