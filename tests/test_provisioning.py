@@ -1,0 +1,157 @@
+"""Panel side of provisioning: revisions, the durable record, coalescing, reports, reconcile,
+moves and deletions. The broker and the agent are proven by tests/e2e; here the messages the
+panel would send are captured at its two exits (the push task's enqueue and `send`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from hosting.services import domain_create, domain_delete, pack_move
+from mail.models import Mailbox
+from mail.services import mailbox_set_access, mailbox_set_routing, mailbox_set_vacation
+from provisioning import services, snapshot
+from provisioning.models import DomainSync, RetiredDomain, SyncState
+from tests.conftest import Cast
+from tests.factories import MailHostFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    sent: dict[str, list[Any]] = {"pushes": [], "documents": [], "retired": []}
+    monkeypatch.setattr("provisioning.tasks.push_domain.delay", lambda domain_id: sent["pushes"].append(domain_id))
+    monkeypatch.setattr("provisioning.tasks.push_retired.delay", lambda rid: sent["retired"].append(rid))
+    monkeypatch.setattr(services, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
+    return sent
+
+
+def test_a_change_bumps_the_revision_and_stamps_the_row(
+    cast: Cast, outbox: dict, django_capture_on_commit_callbacks
+) -> None:
+    before = cast.a.domain.revision
+    with django_capture_on_commit_callbacks(execute=True):
+        mailbox_set_access(mailbox=cast.mailbox_user, allow_pop3=False, acting_user=cast.operator)
+    cast.a.domain.refresh_from_db()
+    cast.mailbox_user.refresh_from_db()
+    assert cast.a.domain.revision == before + 1
+    assert cast.mailbox_user.revision == cast.a.domain.revision
+    assert outbox["pushes"] == [cast.a.domain.pk]
+
+
+def test_a_burst_of_changes_enqueues_one_push(
+    cast: Cast, outbox: dict, django_capture_on_commit_callbacks
+) -> None:
+    for i in range(50):
+        with django_capture_on_commit_callbacks(execute=True):
+            mailbox_set_vacation(mailbox=cast.mailbox_user, enabled=True, subject=f"Away {i}", message="Back soon",
+                                 acting_user=cast.operator)
+    assert outbox["pushes"] == [cast.a.domain.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.push(cast.a.domain.pk)
+    (host, document), = outbox["documents"]
+    cast.a.domain.refresh_from_db()
+    assert host == "mx1" and document["revision"] == cast.a.domain.revision
+    vacation = next(m for m in document["mailboxes"] if m["local_part"] == "alphauser")["vacation"]
+    assert vacation["subject"] == "Away 49"
+    # The push released the claim: the next change queues again.
+    with django_capture_on_commit_callbacks(execute=True):
+        mailbox_set_access(mailbox=cast.mailbox_user, allow_imap=False, acting_user=cast.operator)
+    assert outbox["pushes"] == [cast.a.domain.pk, cast.a.domain.pk]
+
+
+def test_document_is_complete_and_self_contained(cast: Cast) -> None:
+    mailbox_set_routing(mailbox=cast.mailbox_user, routing="forward", forward_to=["someone@else.test", "postmaster"],
+                        keep_copy=True, acting_user=cast.operator)
+    cast.a.domain.refresh_from_db()
+    document = snapshot.build(cast.a.domain)
+    assert document["domain"] == "alpha-domain.test" and document["state"] == "present"
+    user = next(m for m in document["mailboxes"] if m["local_part"] == "alphauser")
+    assert user["forward_to"] == ["someone@else.test", "postmaster@alpha-domain.test"]
+    assert user["keep_copy"] is True
+    assert user["password_hash"].startswith("{ARGON2ID}")
+    assert document["catchall"] == {"mode": "bounce", "target": ""}
+
+
+def test_states_follow_the_hosts_reports(cast: Cast, outbox: dict, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        mailbox_set_access(mailbox=cast.mailbox_user, allow_pop3=False, acting_user=cast.operator)
+        services.push(cast.a.domain.pk)
+    cast.a.domain.refresh_from_db()
+    cast.mailbox_user.refresh_from_db()
+    sync = DomainSync.objects.get(domain=cast.a.domain)
+    assert sync.state_of(cast.mailbox_user.revision) == SyncState.PENDING
+    services.record_report(host="mx1", domain="alpha-domain.test", revision=cast.a.domain.revision,
+                           state="present", error="disk full")
+    sync.refresh_from_db()
+    assert sync.state_of(cast.mailbox_user.revision) == SyncState.FAILED and sync.error == "disk full"
+    services.record_report(host="mx1", domain="alpha-domain.test", revision=cast.a.domain.revision, state="present")
+    sync.refresh_from_db()
+    assert sync.state_of(cast.mailbox_user.revision) == SyncState.APPLIED and sync.error == ""
+    # A late report of an older revision never moves the record back.
+    services.record_report(host="mx1", domain="alpha-domain.test", revision=1, state="present", error="old")
+    sync.refresh_from_db()
+    assert sync.applied_revision == cast.a.domain.revision and sync.error == ""
+
+
+def test_reports_from_another_host_are_ignored(cast: Cast, outbox: dict, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        services.push(cast.a.domain.pk)
+    services.record_report(host="intruder", domain="alpha-domain.test", revision=99, state="present")
+    assert DomainSync.objects.get(domain=cast.a.domain).applied_revision == 0
+
+
+def test_reconcile_resends_lagging_domains_only(cast: Cast, outbox: dict, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        for tenant in (cast.a, cast.b):
+            mailbox_set_access(mailbox=tenant.postmaster, allow_pop3=False, acting_user=cast.operator)
+            services.push(tenant.domain.pk)
+    cast.b.domain.refresh_from_db()
+    services.record_report(host="mx1", domain="bravo-domain.test", revision=cast.b.domain.revision, state="present")
+    assert services.reconcile() == 0  # A was sent just now: not stale yet
+    DomainSync.objects.update(sent_at=timezone.now() - timedelta(minutes=5))
+    outbox["pushes"].clear()
+    assert services.reconcile() == 1
+    assert outbox["pushes"] == [cast.a.domain.pk]
+
+
+def test_resync_host_sends_every_domain_again(cast: Cast, outbox: dict) -> None:
+    assert services.resync_host(cast.host) == 2
+    assert sorted(outbox["pushes"]) == sorted([cast.a.domain.pk, cast.b.domain.pk])
+
+
+def test_moving_a_pack_applies_on_the_new_host_and_removes_from_the_old(
+    cast: Cast, outbox: dict, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        services.push(cast.a.domain.pk)
+    new_host = MailHostFactory(name="mx2")
+    with django_capture_on_commit_callbacks(execute=True):
+        pack_move(pack=cast.a.pack, mail_host=new_host, acting_user=cast.operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.push(cast.a.domain.pk)
+    assert [h for h, _d in outbox["documents"]] == ["mx1", "mx2"]
+    retired = RetiredDomain.objects.get(name="alpha-domain.test", host__name="mx1")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.push_retired(retired.pk)
+    host, document = outbox["documents"][-1]
+    assert host == "mx1" and document["state"] == "absent"
+    services.record_report(host="mx1", domain="alpha-domain.test", revision=document["revision"], state="absent")
+    assert RetiredDomain.objects.get(pk=retired.pk).confirmed
+
+
+def test_deleted_domain_is_removed_from_its_host_and_revisions_keep_growing(
+    cast: Cast, outbox: dict, django_capture_on_commit_callbacks
+) -> None:
+    old_revision = cast.a.domain.revision
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_delete(domain=cast.a.domain, acting_user=cast.operator)
+    retired = RetiredDomain.objects.get(name="alpha-domain.test")
+    assert retired.revision == old_revision + 1 and outbox["retired"] == [retired.pk]
+    assert not Mailbox.objects.filter(domain__name="alpha-domain.test").exists()
+    again = domain_create(pack=cast.a.pack, name="alpha-domain.test", acting_user=cast.operator)
+    assert again.revision > retired.revision  # never at or under the host's tombstone
