@@ -1,20 +1,23 @@
 """Mailbox password hashes in Dovecot's `{SCHEME}hash` form, verified the same way by the panel.
 
 New hashes are `{ARGON2ID}` (argon2-cffi, which Dovecot verifies through libsodium). Hashes
-imported from other systems (`{BLF-CRYPT}`, and the crypt(3) schemes once issue 3 lands) are
-accepted and reported as needing an upgrade at the next successful login. Plain Python, no Django.
+imported from other systems (`{BLF-CRYPT}`, `{SHA512-CRYPT}`, `{SHA256-CRYPT}`, `{MD5-CRYPT}`,
+verified with libpass, the maintained passlib) are accepted and reported as needing an upgrade
+at the next successful login. Plain Python, no Django.
 """
 
 from __future__ import annotations
 
 import bcrypt
 from argon2 import PasswordHasher
+from passlib.hash import md5_crypt, sha256_crypt, sha512_crypt
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 SCHEME = "ARGON2ID"
 # Dovecot verifies argon2 with libsodium; p=1 is what libsodium produces and accepts everywhere.
 _hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
 _DUMMY = "{ARGON2ID}" + _hasher.hash("timing-equaliser")
+CRYPT_SCHEMES = {"SHA512-CRYPT": sha512_crypt, "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt}
 
 
 def hash_password(password: str) -> str:
@@ -42,6 +45,11 @@ def verify_password(password: str, stored: str | None) -> bool:
     scheme, value = split_scheme(stored)
     if scheme == "ARGON2ID":
         return _verify_argon2(password, value)
+    if scheme in CRYPT_SCHEMES:
+        try:
+            return CRYPT_SCHEMES[scheme].verify(password, value)
+        except (ValueError, TypeError):
+            return False
     if scheme == "BLF-CRYPT":
         try:
             # bcrypt reads at most 72 bytes, as Dovecot does; the library refuses longer input.

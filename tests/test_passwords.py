@@ -120,3 +120,15 @@ def test_session_opened_with_an_upgraded_hash_stays_valid(cast):
 
     assert response.status_code == 200
     assert "imported@alpha-domain.test" in response.content.decode()
+
+
+@pytest.mark.parametrize("scheme, hasher", [
+    ("SHA512-CRYPT", "sha512_crypt"), ("SHA256-CRYPT", "sha256_crypt"), ("MD5-CRYPT", "md5_crypt"),
+])
+def test_imported_crypt_hashes_verify_and_need_upgrade(scheme: str, hasher: str) -> None:
+    from passlib import hash as passlib_hash
+
+    stored = "{" + scheme + "}" + getattr(passlib_hash, hasher).hash("imported secret")
+    assert verify_password("imported secret", stored)
+    assert not verify_password("imported secreT", stored)
+    assert needs_upgrade(stored)

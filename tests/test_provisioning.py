@@ -155,3 +155,12 @@ def test_deleted_domain_is_removed_from_its_host_and_revisions_keep_growing(
     assert not Mailbox.objects.filter(domain__name="alpha-domain.test").exists()
     again = domain_create(pack=cast.a.pack, name="alpha-domain.test", acting_user=cast.operator)
     assert again.revision > retired.revision  # never at or under the host's tombstone
+
+
+def test_resync_command(cast: Cast, outbox: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    from django.core.management import CommandError, call_command
+
+    call_command("resync_host", "mx1")
+    assert "2 domain(s) of mx1" in capsys.readouterr().out
+    with pytest.raises(CommandError):
+        call_command("resync_host", "nowhere")
