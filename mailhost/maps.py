@@ -53,14 +53,17 @@ CREATE INDEX IF NOT EXISTS transports_domain ON transports(domain);
 POSTFIX_QUERIES = {
     "vdomains": "SELECT 'OK' FROM domains WHERE domain='%s' AND active=1",
     "vmailbox": "SELECT 'OK' FROM mailboxes WHERE email='%s' AND active=1",
-    # Identity rows for active mailboxes, then aliases, in one statement (one snapshot): a
-    # catch-all '@domain' row is consulted only when 'user@domain' returned nothing.
+    # Aliases, else the identity of any mailbox, in one statement (one snapshot): a catch-all
+    # '@domain' row is consulted only when 'user@domain' returned nothing, so it never swallows
+    # a real mailbox, nor a disabled one (refused with 550 by the vmailbox lookup).
     "valiases": (
         "SELECT destination FROM aliases WHERE source='%s' AND active=1 "
-        "UNION ALL SELECT email FROM mailboxes WHERE email='%s' AND active=1 "
+        "UNION ALL SELECT email FROM mailboxes WHERE email='%s' "
         "AND NOT EXISTS (SELECT 1 FROM aliases WHERE source='%s' AND active=1)"
     ),
     "transport": "SELECT transport FROM transports WHERE address='%s'",
+    # smtpd recipient access: a disabled mailbox is refused at RCPT TO.
+    "disabled": "SELECT '550 5.2.1 Mailbox disabled' FROM mailboxes WHERE email='%s' AND active=0",
     # SASL submission: which sender addresses an authenticated login may use.
     "senders": "SELECT email FROM mailboxes WHERE email='%s' AND active=1 AND allow_smtp=1",
 }

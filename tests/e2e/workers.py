@@ -1,0 +1,117 @@
+"""Real Celery workers for the end-to-end tests: the panel's (queue "panel") and the mail-host
+agent's (queue "host.<name>"), through the broker the settings select (Redis in CI, the file
+broker otherwise), on the test database, driving the real mail stack."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from mailhost.stack import Stack, tail
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).parent / "celery")
+
+
+def database_url() -> str:
+    """The test database, as the workers must open it."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    if connection.vendor == "postgresql":
+        user = s.get("USER") or "postgres"
+        auth = f"{user}:{s['PASSWORD']}@" if s.get("PASSWORD") else f"{user}@"
+        return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    raise RuntimeError(f"no worker support for {connection.vendor}")
+
+
+@dataclass
+class Worker:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - our own celery, fixed arguments
+            self.argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log.read_text(errors="replace").split("--- start ---")[-1]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {self.name} did not start:\n{tail(self.log, 40)}")
+            time.sleep(0.1)
+
+    def mark(self) -> None:
+        with self.log.open("a") as handle:
+            handle.write("\n--- start ---\n")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.mark()
+        self.start()
+
+
+@dataclass
+class Workers:
+    host_name: str
+    panel: Worker
+    agent: Worker
+    stack: Stack
+
+
+def make_workers(stack: Stack, log_dir: Path) -> Workers:
+    host_name = f"e2e{secrets.token_hex(3)}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MAILHOST_", "DATABASE_URL"))}
+    panel_env = {**base, "DATABASE_URL": database_url(), "VAR_DIR": str(settings.VAR_DIR)}
+    broker_dir = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}).get("data_folder_in", "")
+    agent_env = {
+        **base,
+        "MAILHOST_NAME": host_name,
+        "MAILHOST_ROOT": str(stack.config.root),
+        "MAILHOST_POSTFIX_DIR": str(stack.config.postfix_dir),
+        "MAILHOST_BROKER_URL": settings.REDIS_URL,
+        "MAILHOST_BROKER_DIR": broker_dir,
+        "MAILHOST_SMTP_PORT": str(stack.config.smtp_port),
+    }
+    common = ["worker", "--pool", "solo", "-l", "info", "--without-heartbeat", "--without-gossip",
+              "--without-mingle", "-n"]
+    panel = Worker("panel", [CELERY, "-A", "config", *common, f"panel-{host_name}@localhost", "-Q", "panel"],
+                   panel_env, log_dir / "panel-worker.log")
+    agent = Worker("agent", [CELERY, "-A", "mailhost.agent", *common, f"agent-{host_name}@localhost",
+                             "-Q", f"host.{host_name}"], agent_env, log_dir / "agent-worker.log")
+    return Workers(host_name, panel, agent, stack)
+
+
+def started(workers: Workers) -> Iterator[Workers]:
+    for worker in (workers.panel, workers.agent):
+        worker.mark()
+        worker.start()
+    try:
+        yield workers
+    finally:
+        workers.agent.stop()
+        workers.panel.stop()
