@@ -47,7 +47,7 @@ def _broker() -> tuple[str, dict[str, Any]]:
         return url, {}
     folder = os.environ.get("MAILHOST_BROKER_DIR") or str(Path(__file__).resolve().parent.parent / "var" / "broker")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {"data_folder_in": folder, "data_folder_out": folder}
+    return "filesystem://", {"data_folder_in": folder, "data_folder_out": folder, "control_folder": folder + "-control"}
 
 
 CONFIG = config_from_env()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import bcrypt
 from argon2 import PasswordHasher
-from passlib.hash import md5_crypt, sha256_crypt, sha512_crypt
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from passlib.hash import md5_crypt, sha256_crypt, sha512_crypt
 
 SCHEME = "ARGON2ID"
 # Dovecot verifies argon2 with libsodium; p=1 is what libsodium produces and accepts everywhere.
