@@ -200,6 +200,7 @@ if not REDIS_URL:
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "control_folder": str(VAR_DIR / "broker-control"),
+        "polling_interval": 0.2,
     }
 CELERY_TASK_DEFAULT_QUEUE = "panel"
 CELERY_TASK_IGNORE_RESULT = True

@@ -350,5 +350,5 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: An
     catchall, _created = CatchAll.objects.update_or_create(
         domain=domain, defaults={"mode": mode, "target": target, "revision": domain_changed(domain)}
     )
-    audit.record(acting_user, "catchall.set", catchall, mode=mode, target=target)
+    audit.record(acting_user, "catchall.set", catchall, mode=mode, catchall_target=target)
     return catchall

@@ -47,7 +47,10 @@ def _broker() -> tuple[str, dict[str, Any]]:
         return url, {}
     folder = os.environ.get("MAILHOST_BROKER_DIR") or str(Path(__file__).resolve().parent.parent / "var" / "broker")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {"data_folder_in": folder, "data_folder_out": folder, "control_folder": folder + "-control"}
+    return "filesystem://", {
+        "data_folder_in": folder, "data_folder_out": folder, "control_folder": folder + "-control",
+        "polling_interval": 0.2,
+    }
 
 
 CONFIG = config_from_env()
