@@ -33,7 +33,7 @@ def lock_pack(pack_id: int) -> Pack:
     """Lock the reseller of a pack, then the pack, always in that order (no deadlock)."""
     reseller_id = Pack.objects.filter(pk=pack_id).values_list("customer__reseller_id", flat=True).get()
     lock_reseller(reseller_id)
-    return Pack.objects.select_for_update().select_related("plan", "customer").get(pk=pack_id)
+    return Pack.objects.select_for_update(of=("self",)).select_related("plan", "customer").get(pk=pack_id)
 
 
 def check_customer_pool(reseller: Reseller | None) -> None:
@@ -138,7 +138,10 @@ def domain_delete(*, domain: Domain, acting_user: Any) -> None:
     from provisioning.models import RetiredDomain
     from provisioning.services import schedule_retired_push
 
-    locked = Domain.objects.select_for_update().select_related("pack__mail_host").get(pk=domain.pk)
+    # Only the domain's row: locking the joined pack too would deadlock with lock_pack's order.
+    locked = (
+        Domain.objects.select_for_update(of=("self",)).select_related("pack__mail_host").get(pk=domain.pk)
+    )
     retired, _created = RetiredDomain.objects.update_or_create(
         name=locked.name, host=locked.pack.mail_host,
         defaults={"revision": locked.revision + 1, "confirmed": False, "error": ""},

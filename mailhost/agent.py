@@ -86,9 +86,11 @@ def apply_document(document: dict[str, Any]) -> None:
     name, revision, state = document.get("domain"), document.get("revision"), document.get("state", "present")
     try:
         outcome = apply(document, CONFIG)
-    except (RenderError, OSError, KeyError, TypeError) as error:
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the panel must be told
         log.exception("apply of %s@%s failed", name, revision)
-        report(domain=str(name), revision=int(revision or 0), state=str(state), error=str(error)[:2000])
+        kind = "refused" if isinstance(error, RenderError) else type(error).__name__
+        report(domain=str(name), revision=revision if isinstance(revision, int) else 0, state=str(state),
+               error=f"{kind}: {error}"[:2000])
         return
     log.info("%s@%s %s (applied=%s)", outcome.domain, outcome.revision, outcome.state, outcome.applied)
     report(domain=outcome.domain, revision=outcome.revision, state=outcome.state)

@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +70,8 @@ class Outcome:
 
 
 def home_of(cfg: HostConfig, domain: str, local: str) -> Path:
-    path = (cfg.vmail_root / render.domain_name(domain) / render.local_part(local)).resolve()
-    if cfg.vmail_root.resolve() not in path.parents:
-        raise RenderError(f"path outside the mail root: {path}")
-    return path
+    """The mailbox's home: two validated names (no "/", no "..", no leading dot) under the root."""
+    return cfg.vmail_root.resolve() / render.domain_name(domain) / render.local_part(local)
 
 
 def _owner(cfg: HostConfig) -> tuple[int, int] | None:
@@ -82,26 +84,36 @@ def _owner(cfg: HostConfig) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _make_dir(path: Path, owner: tuple[int, int] | None) -> None:
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir(mode=0o700)
+def _real_dir(path: Path, owner: tuple[int, int] | None) -> None:
+    """Make `path` a real directory; a symbolic link planted there is refused, never followed."""
+    if path.is_symlink():
+        raise RenderError(f"{path} is a symbolic link")
+    if not path.is_dir():
+        path.mkdir(mode=0o700)
         if owner:
-            os.chown(d, *owner)
+            os.chown(path, *owner)
+
+
+def script_path(home: Path, script: str) -> Path:
+    """Where a script lives: named after its content, so an unchanged script keeps its file."""
+    return home / SIEVE_DIR / (hashlib.sha256(script.encode()).hexdigest()[:24] + ".sieve")
 
 
 def _write_script(home: Path, script: str, owner: tuple[int, int] | None) -> Path:
     """Store a Sieve script under a name made from its content (unchanged → untouched)."""
+    home.parent.parent.mkdir(parents=True, exist_ok=True)
+    _real_dir(home.parent, owner)
+    _real_dir(home, owner)
     folder = home / SIEVE_DIR
-    _make_dir(folder, owner)
-    path = folder / (hashlib.sha256(script.encode()).hexdigest()[:24] + ".sieve")
+    _real_dir(folder, owner)
+    path = script_path(home, script)
+    if path.is_symlink():
+        raise RenderError(f"{path} is a symbolic link")
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(script, encoding="utf-8")
+        tmp = folder / f".{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(script)
         if owner:
             os.chown(tmp, *owner)
         os.replace(tmp, path)
@@ -110,7 +122,7 @@ def _write_script(home: Path, script: str, owner: tuple[int, int] | None) -> Pat
 
 def _sweep_scripts(home: Path, keep: Path | None) -> None:
     folder = home / SIEVE_DIR
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():
         return
     keep_stem = keep.stem if keep else None
     for f in folder.iterdir():
@@ -133,6 +145,8 @@ def _remove_home(cfg: HostConfig, path: Path) -> None:
 def _sweep_homes(cfg: HostConfig, domain: str, keep: set[str]) -> list[str]:
     """Remove (or archive) the maildirs of this domain that no mailbox owns any more."""
     domain_dir = cfg.vmail_root / render.domain_name(domain)
+    if domain_dir.is_symlink():
+        raise RenderError(f"{domain_dir} is a symbolic link")
     removed = []
     if not domain_dir.is_dir():
         return removed
@@ -153,7 +167,26 @@ def _reload_postfix(cfg: HostConfig) -> bool:
     return True
 
 
+@contextmanager
+def _domain_lock(cfg: HostConfig, domain: str) -> Iterator[None]:
+    """One apply of a domain at a time on this host, whatever the worker's concurrency."""
+    folder = cfg.root / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{domain}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
+    domain = render.domain_name(document.get("domain"))
+    with _domain_lock(cfg, domain):
+        return _apply(document, cfg)
+
+
+def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
     if document.get("format") != 1:
         raise RenderError(f"unknown document format: {document.get('format')!r}")
     domain = render.domain_name(document.get("domain"))
@@ -169,8 +202,11 @@ def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
     db = maps.connect(cfg.maps_db)
     try:
         current = db.execute("SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
-        if current and current[0] >= revision:
+        if current and current[0] > revision:
             return Outcome(domain, revision, state, applied=False)
+        if current and current[0] == revision:
+            # Delivered again (a worker may have died after the commit): finish the sweeps only.
+            return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False))
         scripts: dict[str, Path | None] = {}
         if rows is not None:
             for m in rows.mailboxes:
@@ -215,18 +251,25 @@ def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+        outcome = Outcome(domain, revision, state, applied=True)
+        new_transports = {a + t for a, t in rows.transports.items()} if rows else set()
+        was_active = bool(current and current[1])
+        if was_active != (rows is not None) or {t for (t,) in old_transports} != new_transports:
+            outcome.reloaded = _reload_postfix(cfg)
+        return _finish(cfg, db, domain, outcome)
     finally:
         db.close()
 
-    outcome = Outcome(domain, revision, state, applied=True)
-    new_transports = {a + t for a, t in rows.transports.items()} if rows else set()
-    was_active = bool(current and current[1])
-    if was_active != (rows is not None) or {t for (t,) in old_transports} != new_transports:
-        outcome.reloaded = _reload_postfix(cfg)
-    if rows is not None:
-        for m in rows.mailboxes:
-            _sweep_scripts(home_of(cfg, domain, m.local_part), scripts[m.email])
-        outcome.removed_homes = _sweep_homes(cfg, domain, {m.local_part for m in rows.mailboxes})
-    else:
-        outcome.removed_homes = _sweep_homes(cfg, domain, set())
+
+def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome) -> Outcome:
+    """Remove what the applied state (the rows in the database, not the document) no longer
+    uses: old Sieve scripts, maildirs of removed mailboxes. Idempotent: a redelivered document
+    runs it again, and a same-revision document with other content can never remove anything."""
+    keep: set[str] = set()
+    for email, sieve in db.execute("SELECT email, sieve FROM mailboxes WHERE domain = ?", (domain,)):
+        local = email.rsplit("@", 1)[0]
+        keep.add(local)
+        _sweep_scripts(home_of(cfg, domain, local), Path(sieve) if sieve else None)
+    outcome.removed_homes = _sweep_homes(cfg, domain, keep)
     return outcome

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-LOCAL_RE = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+=&-]{1,64}(?<!\.)$")
+# \Z, not $: "$" also matches before a final newline.
+LOCAL_RE = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+=&-]{1,64}(?<!\.)\Z")
 LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})+$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}\Z){LABEL}(\.{LABEL})+\Z")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # Characters a Sieve quoted string (RFC 5228) may carry once escaped: no NUL, no other control
-# character than tab and line breaks.
-FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# character than tab and line feed (a bare CR makes Pigeonhole refuse the whole script).
+FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 DISCARD_ADDRESS = "discard@discard.invalid"
 DISCARD_DOMAIN = "discard.invalid"
 ROBOT_REPLY_SECONDS = 2000  # QmailAdmin's robots: at most 5 replies per sender per 10,000 s
@@ -50,6 +52,10 @@ def address(value: Any) -> str:
 def text(value: Any, *, single_line: bool = False) -> str:
     if not isinstance(value, str) or len(value) > MAX_TEXT or FORBIDDEN_TEXT.search(value):
         raise RenderError("text with control characters or too long")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RenderError("text that is not valid Unicode") from None
     if single_line and ("\n" in value or "\r" in value):
         raise RenderError("line breaks are not allowed here")
     return value
@@ -79,8 +85,9 @@ def parse_sieve_string(quoted: str) -> str:
 
 
 def _vacation(vacation: dict[str, Any], own: str) -> tuple[set[str], str]:
-    days = vacation.get("days") or 1
-    if not isinstance(days, int) or not 1 <= days <= 365:
+    days = vacation.get("days")
+    days = 1 if days is None else days
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
         raise RenderError("vacation days out of range")
     action = (
         f"vacation :days {days} :subject {sieve_string(text(vacation.get('subject') or '', single_line=True))} "
@@ -92,6 +99,10 @@ def _vacation(vacation: dict[str, Any], own: str) -> tuple[set[str], str]:
         if when:
             if not isinstance(when, str) or not DATE_RE.match(when):
                 raise RenderError("invalid vacation date")
+            try:
+                date.fromisoformat(when)
+            except ValueError:
+                raise RenderError("invalid vacation date") from None
             tests.append(f'currentdate :value "{op}" "date" "{when}"')
     if not tests:
         return {"vacation"}, action
@@ -149,6 +160,11 @@ class DomainRows:
     transports: dict[str, str]  # address -> transport
 
 
+def list_internal_address(domain: str, name: str) -> str:
+    """Where a list's mail goes inside Postfix: one address per (domain, list), never a real one."""
+    return f"{local_part(name)}@{domain_name(domain)}.mlmmj.invalid"
+
+
 def _hash(value: Any) -> str:
     if not isinstance(value, str) or not value.startswith("{") or FORBIDDEN_TEXT.search(value) or len(value) > 512:
         raise RenderError("invalid password hash")
@@ -203,7 +219,7 @@ def rows(document: dict[str, Any]) -> DomainRows:
         aliases[email] = targets
     for ml in document.get("lists", []):
         email = claim(ml["name"])
-        internal = f"{domain}--{ml['name']}@localhost.mlmmj"
+        internal = list_internal_address(domain, ml["name"])
         aliases[email] = [internal]
         transports[internal] = f"mlmmj:{domain}/{ml['name']}"
     catchall = document.get("catchall") or {"mode": "bounce"}

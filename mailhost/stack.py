@@ -39,6 +39,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -620,6 +621,20 @@ def _default_instance_pids() -> dict[str, int | None]:
     }
 
 
+def ensure_dev_null() -> None:
+    """/dev/null must be the null device. On this kind of sandbox it was once found replaced by a
+    root-only regular file, after which every daemon that opens it fails; put the device back."""
+    info = os.stat("/dev/null")
+    if stat.S_ISCHR(info.st_mode) and info.st_mode & 0o666 == 0o666:
+        return
+    if os.geteuid() != 0:
+        raise StackError("/dev/null is not the null device (ask root to recreate it: mknod -m 666 /dev/null c 1 3)")
+    os.unlink("/dev/null")
+    os.mknod("/dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod("/dev/null", 0o666)  # noqa: S103 - the null device is world-writable by definition
+    print("warning: /dev/null was not the null device; recreated it", file=sys.stderr)
+
+
 def install_packages(log: bool = True) -> list[str]:
     """Install the missing Debian packages (root only); return what was installed.
 
@@ -627,6 +642,7 @@ def install_packages(log: bool = True) -> list[str]:
     """
     missing = missing_packages()
     if not missing:
+        ensure_dev_null()
         return []
     if os.geteuid() != 0:
         raise StackError(
@@ -661,6 +677,7 @@ def install_packages(log: bool = True) -> list[str]:
     if proc.returncode != 0:
         raise StackError(f"apt-get install {' '.join(missing)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
                          f"{proc.stderr[-3000:]}")
+    ensure_dev_null()
     # Belt and braces: a default-instance daemon the install started anyway is stopped again.
     stopped = []
     for name, pid in _default_instance_pids().items():
@@ -1024,6 +1041,7 @@ def up(config: StackConfig) -> Stack:
     missing = missing_packages()
     if missing:
         raise StackError(f"missing Debian packages: {' '.join(missing)} (run `python -m mailhost.stack install`)")
+    ensure_dev_null()
     if not status(config).stopped:
         down(config)
     check_ports_free(config)

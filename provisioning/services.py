@@ -53,7 +53,11 @@ def push(domain_id: int) -> int | None:
     """Send the domain's current document to its host. Returns the revision sent."""
     DomainSync.objects.filter(domain_id=domain_id).update(queued=False)
     with transaction.atomic():
-        domain = Domain.objects.select_for_update().select_related("pack__mail_host").filter(pk=domain_id).first()
+        # The domain's row only (writers lock pack, then domain): a consistent read of its state.
+        domain = (
+            Domain.objects.select_for_update(of=("self",)).select_related("pack__mail_host")
+            .filter(pk=domain_id).first()
+        )
         if domain is None:
             return None  # deleted meanwhile: its RetiredDomain carries the removal
         document = snapshot.build(domain)
