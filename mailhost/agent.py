@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import Celery
 
-from mailhost import maps
+from mailhost import lists, maps
 from mailhost.apply import HostConfig, apply
 from mailhost.render import RenderError
 
@@ -38,6 +38,7 @@ def config_from_env() -> HostConfig:
         root=Path(os.environ.get("MAILHOST_ROOT", "var/mailhost")).resolve(),
         postfix_dir=Path(postfix_dir) if postfix_dir else None,
         removal=os.environ.get("MAILHOST_REMOVAL", "delete"),
+        smtp_port=int(os.environ.get("MAILHOST_SMTP_PORT", "25")),
     )
 
 
@@ -65,6 +66,9 @@ app.conf.update(
     task_ignore_result=True,
     task_serializer="json",
     accept_content=["json"],
+    # Run with `worker -B`: list maintenance and membership changed by mail, every minute.
+    beat_schedule={"maintain": {"task": "mailhost.maintain", "schedule": 60.0}},
+    beat_schedule_filename=str(CONFIG.root / "celerybeat-schedule"),
 )
 
 
@@ -94,3 +98,21 @@ def apply_document(document: dict[str, Any]) -> None:
         return
     log.info("%s@%s %s (applied=%s)", outcome.domain, outcome.revision, outcome.state, outcome.applied)
     report(domain=outcome.domain, revision=outcome.revision, state=outcome.state)
+
+
+@app.task(name="mailhost.maintain")
+def maintain() -> None:
+    """mlmmj-maintd for every list, and membership changed by mail reported to the panel."""
+    if not lists.available():
+        return
+    _prepare()
+    host = lists.ListHost(CONFIG.mlmmj_root, CONFIG.smtp_port)
+    lists.maintain(host)
+    db = maps.connect(CONFIG.maps_db)
+    try:
+        changes = lists.membership_changes(host, db)
+    finally:
+        db.close()
+    if changes:
+        app.send_task("provisioning.list_members", kwargs={"host": CONFIG.name, "changes": changes},
+                      queue=PANEL_QUEUE)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailhost import maps, render
+from mailhost import lists, maps, render
 from mailhost.render import RenderError
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class HostConfig:
     postfix_dir: Path | None = None  # set when a real Postfix reads the maps: reload on routing changes
     removal: str = "delete"  # or "archive": what becomes of a removed mailbox's maildir
     mail_user: str = "mail"
+    smtp_port: int = 25  # where mlmmj sends the list's mail (the host's Postfix)
 
     @property
     def maps_db(self) -> Path:
@@ -206,7 +207,7 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
             return Outcome(domain, revision, state, applied=False)
         if current and current[0] == revision:
             # Delivered again (a worker may have died after the commit): finish the sweeps only.
-            return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False))
+            return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
         scripts: dict[str, Path | None] = {}
         if rows is not None:
             for m in rows.mailboxes:
@@ -257,12 +258,12 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         was_active = bool(current and current[1])
         if was_active != (rows is not None) or {t for (t,) in old_transports} != new_transports:
             outcome.reloaded = _reload_postfix(cfg)
-        return _finish(cfg, db, domain, outcome)
+        return _finish(cfg, db, domain, outcome, document)
     finally:
         db.close()
 
 
-def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome) -> Outcome:
+def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: dict[str, Any]) -> Outcome:
     """Remove what the applied state (the rows in the database, not the document) no longer
     uses: old Sieve scripts, maildirs of removed mailboxes. Idempotent: a redelivered document
     runs it again, and a same-revision document with other content can never remove anything."""
@@ -272,4 +273,11 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome) -> Outcome:
         keep.add(local)
         _sweep_scripts(home_of(cfg, domain, local), Path(sieve) if sieve else None)
     outcome.removed_homes = _sweep_homes(cfg, domain, keep)
+    if lists.available() and (cfg.mlmmj_root.exists() or document.get("lists")):
+        host = lists.ListHost(cfg.mlmmj_root, cfg.smtp_port)
+        wanted = document.get("lists", []) if document.get("state") == "present" else []
+        for document_list in wanted:
+            lists.ensure_list(host, domain, document_list)
+            lists.sync_members(host, db, domain, document_list)
+        lists.remove_unlisted(host, db, domain, {ml["name"] for ml in wanted})
     return outcome

@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS transports (
     transport TEXT NOT NULL                -- 'discard:', 'mlmmj:domain/list', 'error:5.1.1 ...'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS transports_domain ON transports(domain);
+CREATE TABLE IF NOT EXISTS list_members (  -- mailing-list membership last applied (mailhost.lists)
+    domain  TEXT NOT NULL,
+    list    TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    address TEXT NOT NULL,
+    PRIMARY KEY (domain, list, kind, address)
+) WITHOUT ROWID;
 """
 
 # Postfix lookup queries (one file each under the Postfix config, `dbpath` + `query`).

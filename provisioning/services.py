@@ -133,3 +133,32 @@ def retry(domain: Domain) -> None:
     """Support's "retry": forget the error and push again."""
     DomainSync.objects.filter(domain=domain).update(error="", error_revision=0, queued=False)
     schedule_push(domain.pk)
+
+
+def record_list_changes(*, host: str, changes: list[dict[str, Any]]) -> int:
+    """Take in list membership changed by mail on a host (subscribe/unsubscribe by e-mail):
+    add and remove those members, as deltas, so nothing the panel changed meanwhile is undone."""
+    from hosting.services import domain_changed
+    from lists.models import ListMember, MailingList
+
+    applied = 0
+    for change in changes:
+        kind = change.get("kind")
+        if kind not in ("subscriber", "digest"):
+            continue
+        with transaction.atomic():
+            mailing_list = (
+                MailingList.objects.select_related("domain")
+                .filter(domain__name=change.get("domain"), name=change.get("list"), domain__pack__mail_host__name=host)
+                .first()
+            )
+            if mailing_list is None:
+                continue
+            for address in change.get("added", []):
+                ListMember.objects.get_or_create(mailing_list=mailing_list, kind=kind, address=str(address)[:320])
+            ListMember.objects.filter(
+                mailing_list=mailing_list, kind=kind, address__in=[str(a) for a in change.get("removed", [])]
+            ).delete()
+            MailingList.objects.filter(pk=mailing_list.pk).update(revision=domain_changed(mailing_list.domain))
+            applied += 1
+    return applied

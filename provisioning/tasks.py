@@ -26,3 +26,8 @@ def report(*, host: str, domain: str, revision: int, state: str = "present", err
 @shared_task(name="provisioning.reconcile")
 def reconcile() -> int:
     return services.reconcile()
+
+
+@shared_task(name="provisioning.list_members", acks_late=True)
+def list_members(*, host: str, changes: list[dict]) -> int:
+    return services.record_list_changes(host=host, changes=changes)
