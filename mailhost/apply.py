@@ -273,11 +273,17 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: d
         keep.add(local)
         _sweep_scripts(home_of(cfg, domain, local), Path(sieve) if sieve else None)
     outcome.removed_homes = _sweep_homes(cfg, domain, keep)
-    if lists.available() and (cfg.mlmmj_root.exists() or document.get("lists")):
+    # Lists: the applied ones are those the database routes to mlmmj.
+    applied_lists = {
+        transport.split("/", 1)[1]
+        for (transport,) in db.execute("SELECT transport FROM transports WHERE domain = ?", (domain,))
+        if transport.startswith("mlmmj:")
+    }
+    if lists.available() and (applied_lists or cfg.mlmmj_root.exists()):
         host = lists.ListHost(cfg.mlmmj_root, cfg.smtp_port)
-        wanted = document.get("lists", []) if document.get("state") == "present" else []
-        for document_list in wanted:
-            lists.ensure_list(host, domain, document_list)
-            lists.sync_members(host, db, domain, document_list)
-        lists.remove_unlisted(host, db, domain, {ml["name"] for ml in wanted})
+        for document_list in document.get("lists", []):
+            if document_list.get("name") in applied_lists:
+                lists.ensure_list(host, domain, document_list)
+                lists.sync_members(host, db, domain, document_list)
+        lists.remove_unlisted(host, db, domain, applied_lists)
     return outcome

@@ -85,6 +85,8 @@ def control(document_list: dict[str, Any], domain: str, smtp_port: int) -> tuple
         flags.add("subonlyget")
     elif access == "moderators":
         flags.add("noget")
+    if not document_list.get("owner"):
+        raise RenderError(f"list without owner: {address}")
     texts = {"owner": render.address(document_list["owner"]), "smtpport": str(int(smtp_port))}
     if document_list.get("prefix"):
         texts["prefix"] = render.text(document_list["prefix"], single_line=True)
@@ -140,14 +142,24 @@ def ensure_list(host: ListHost, domain: str, document_list: dict[str, Any]) -> P
             input=f"{domain}\n{owner}\nen\n", text=True, check=True, capture_output=True, timeout=60,
         )
     folder = path / "control"
+    changed = False
     for flag in FLAGS:
-        (folder / flag).touch() if flag in flags else (folder / flag).unlink(missing_ok=True)
+        file = folder / flag
+        if flag in flags and not file.exists():
+            file.touch()
+            changed = True
+        elif flag not in flags and file.exists():
+            file.unlink()
     for name in TEXTS:
-        if name in texts:
-            (folder / name).write_text(texts[name] + "\n", encoding="utf-8")
-        else:
-            (folder / name).unlink(missing_ok=True)
-    _chown_tree(path, ids)
+        file, wanted = folder / name, (texts[name] + "\n" if name in texts else None)
+        current = file.read_text(encoding="utf-8") if file.exists() else None
+        if wanted is None and current is not None:
+            file.unlink()
+        elif wanted is not None and wanted != current:
+            file.write_text(wanted, encoding="utf-8")
+            changed = True
+    if changed:
+        _chown_tree(path, ids)
     return path
 
 
@@ -175,13 +187,18 @@ def sync_members(host: ListHost, db: sqlite3.Connection, domain: str, document_l
         "digest": {render.address(a) for a in document_list.get("digest_subscribers", [])},
         "moderator": {render.address(a) for a in document_list.get("moderators", [])},
     }
+    ran = False
     for kind in ("subscriber", "digest"):
         before = _applied(db, domain, name, kind)
         option = ["-d"] if kind == "digest" else []
         for address in sorted(wanted[kind] - before):
             _run(str(MLMMJ / "mlmmj-sub"), "-L", str(path), "-a", address, *option, "-f", "-q", "-s")
+            ran = True
         for address in sorted(before - wanted[kind]):
             _run(str(MLMMJ / "mlmmj-unsub"), "-L", str(path), "-a", address, *option, "-q", "-s")
+            ran = True
+    if not ran and all(_applied(db, domain, name, kind) == wanted[kind] for kind in KINDS):
+        return
     _chown_tree(path, _owner_ids(host))
     db.execute("BEGIN IMMEDIATE")
     db.execute("DELETE FROM list_members WHERE domain=? AND list=?", (domain, name))

@@ -163,7 +163,7 @@ def full_document(revision: int = 1) -> dict[str, Any]:
         ],
         forwards=[{"local_part": "sales", "destinations": ["alice@example.test", "z@remote.test"]}],
         robots=[{"local_part": "robot", "copy_to": "copy@remote.test", "subject": "auto", "message": "thanks"}],
-        lists=[{"name": "news"}],
+        lists=[{"name": "news", "owner": "owner@example.test"}],
     )
 
 
@@ -809,9 +809,9 @@ def test_parallel_applies_keep_the_script_files_of_the_newest(
 
 
 def test_list_addresses_of_two_domains_never_collide(cfg: HostConfig) -> None:
-    apply(document("shop.xn", lists=[{"name": "p1ai--news"}]), cfg)
+    apply(document("shop.xn", lists=[{"name": "p1ai--news", "owner": "owner@example.test"}]), cfg)
     try:
-        apply(document("shop.xn--p1ai", lists=[{"name": "news"}]), cfg)  # shop.рф
+        apply(document("shop.xn--p1ai", lists=[{"name": "news", "owner": "owner@example.test"}]), cfg)  # shop.рф
     except RenderError:
         return
     assert aliases(cfg, "shop.xn--p1ai") == {"news@shop.xn--p1ai": "news@shop.xn--p1ai.mlmmj.invalid"}
