@@ -49,7 +49,7 @@ def split_address(value: str) -> tuple[str, str]:
         raise ValidationError(_("Invalid e-mail address."), code="invalid") from None
 
 
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # CRLF is made LF first; a lone CR is refused
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # CRLF is made LF first; a lone CR is refused
 
 
 def clean_text(value: str, *, max_length: int, single_line: bool = False) -> str:

@@ -187,6 +187,23 @@ def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         return _apply(document, cfg)
 
 
+def _replace_pairs(db: Any, table: str, key: str, value: str, domain: str, old: dict[str, str],
+                   new: dict[str, str]) -> None:
+    """Make the domain's (key → value) rows of `table` equal to `new`, touching only differences."""
+    # Table and column names are constants of this module, never input.
+    db.executemany(f"DELETE FROM {table} WHERE {key} = ? AND domain = ?",  # noqa: S608
+                   [(k, domain) for k in old.keys() - new])
+    db.executemany(f"UPDATE {table} SET {value} = ? WHERE {key} = ? AND domain = ?",  # noqa: S608
+                   [(v, k, domain) for k, v in new.items() if k in old and old[k] != v])
+    db.executemany(f"INSERT INTO {table}({key}, domain, {value}) VALUES (?,?,?)",  # noqa: S608
+                   [(k, domain, v) for k, v in new.items() if k not in old])
+
+
+MAILBOX_COLUMNS = (
+    "email, domain, password_hash, quota_bytes, active, allow_pop3, allow_imap, allow_smtp, home, sieve"
+)
+
+
 def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
     if document.get("format") != 1:
         raise RenderError(f"unknown document format: {document.get('format')!r}")
@@ -199,6 +216,7 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         raise RenderError(f"invalid state: {state!r}")
     rows = render.rows(document) if state == "present" else None
     owner = _owner(cfg)
+    root = os.path.realpath(cfg.vmail_root)
 
     db = maps.connect(cfg.maps_db)
     try:
@@ -208,41 +226,59 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         if current and current[0] == revision:
             # Delivered again (a worker may have died after the commit): finish the sweeps only.
             return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
-        scripts: dict[str, Path | None] = {}
-        if rows is not None:
-            for m in rows.mailboxes:
-                home = home_of(cfg, domain, m.local_part)
-                scripts[m.email] = _write_script(home, m.sieve, owner) if m.sieve else None
-        old_transports = set(
-            db.execute("SELECT address || transport FROM transports WHERE domain = ?", (domain,)).fetchall()
-        )
+        old_mailboxes = {
+            row[0]: row for row in db.execute(
+                f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE domain = ?", (domain,)  # noqa: S608 - constant
+            )
+        }
+        old_aliases = dict(db.execute("SELECT source, destination FROM aliases WHERE domain = ?", (domain,)))
+        old_transports = dict(db.execute("SELECT address, transport FROM transports WHERE domain = ?", (domain,)))
+
+        # New rows; Sieve scripts are written before the commit, under names made from their
+        # content, so the scripts the old rows point to stay in place until the commit.
+        new_mailboxes: dict[str, tuple[Any, ...]] = {}
+        for m in rows.mailboxes if rows else []:
+            home = f"{root}/{domain}/{m.local_part}"
+            sieve = None
+            if m.sieve:
+                sieve = str(script_path(Path(home), m.sieve))
+                old = old_mailboxes.get(m.email)
+                if old is None or old[9] != sieve or not os.path.exists(sieve):
+                    _write_script(Path(home), m.sieve, owner)
+            new_mailboxes[m.email] = (
+                m.email, domain, m.password_hash, m.quota_bytes, int(m.active), int(m.allow_pop3),
+                int(m.allow_imap), int(m.allow_smtp), home, sieve,
+            )
+        if rows and len(new_mailboxes) != len(rows.mailboxes):
+            raise RenderError("an address is used twice")
+        new_aliases = {src: ",".join(dst) for src, dst in rows.aliases.items()} if rows else {}
+        new_transports = dict(rows.transports) if rows else {}
+
         db.execute("BEGIN IMMEDIATE")
         try:
             current = db.execute("SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
             if current and current[0] >= revision:
                 db.execute("ROLLBACK")
                 return Outcome(domain, revision, state, applied=False)
-            for table in ("mailboxes", "aliases", "transports"):
-                db.execute(f"DELETE FROM {table} WHERE domain = ?", (domain,))  # noqa: S608 - fixed names
-            if rows is not None:
-                db.executemany(
-                    "INSERT INTO mailboxes(email, domain, password_hash, quota_bytes, active, allow_pop3, "
-                    "allow_imap, allow_smtp, home, sieve) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (m.email, domain, m.password_hash, m.quota_bytes, int(m.active), int(m.allow_pop3),
-                         int(m.allow_imap), int(m.allow_smtp), str(home_of(cfg, domain, m.local_part)),
-                         str(scripts[m.email]) if scripts[m.email] else None)
-                        for m in rows.mailboxes
-                    ],
-                )
-                db.executemany(
-                    "INSERT INTO aliases(source, domain, destination) VALUES (?,?,?)",
-                    [(src, domain, ",".join(dst)) for src, dst in rows.aliases.items()],
-                )
-                db.executemany(
-                    "INSERT INTO transports(address, domain, transport) VALUES (?,?,?)",
-                    [(a, domain, t) for a, t in rows.transports.items()],
-                )
+            # Only the rows that differ: a one-mailbox change on a big domain writes one row. Rows
+            # of this domain are deleted or updated by (key, domain); new keys are plain INSERTs,
+            # so a key another domain holds fails the whole transaction instead of being taken.
+            db.executemany(
+                "DELETE FROM mailboxes WHERE email = ? AND domain = ?",
+                [(e, domain) for e in old_mailboxes.keys() - new_mailboxes],
+            )
+            db.executemany(
+                "UPDATE mailboxes SET password_hash=?, quota_bytes=?, active=?, allow_pop3=?, allow_imap=?, "
+                "allow_smtp=?, home=?, sieve=? WHERE email=? AND domain=?",
+                [(*row[2:], row[0], domain) for e, row in new_mailboxes.items()
+                 if e in old_mailboxes and old_mailboxes[e] != row],
+            )
+            db.executemany(
+                f"INSERT INTO mailboxes({MAILBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant
+                [row for e, row in new_mailboxes.items() if e not in old_mailboxes],
+            )
+            _replace_pairs(db, "aliases", "source", "destination", domain, old_aliases, new_aliases)
+            _replace_pairs(db, "transports", "address", "transport", domain, old_transports, new_transports)
             db.execute(
                 "INSERT INTO domains(domain, active, revision) VALUES (?,?,?) "
                 "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
@@ -254,11 +290,19 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
             raise
 
         outcome = Outcome(domain, revision, state, applied=True)
-        new_transports = {a + t for a, t in rows.transports.items()} if rows else set()
         was_active = bool(current and current[1])
-        if was_active != (rows is not None) or {t for (t,) in old_transports} != new_transports:
+        if was_active != (rows is not None) or old_transports != new_transports:
             outcome.reloaded = _reload_postfix(cfg)
-        return _finish(cfg, db, domain, outcome, document)
+        # What the new rows no longer use: replaced scripts, homes of removed mailboxes.
+        for email, old in old_mailboxes.items():
+            new = new_mailboxes.get(email)
+            if old[9] and (new is None or new[9] != old[9]):
+                for leftover in (Path(old[9]), Path(old[9]).with_suffix(".svbin")):
+                    if not leftover.is_symlink():
+                        leftover.unlink(missing_ok=True)
+        outcome.removed_homes = _sweep_homes(cfg, domain, {email.rsplit("@", 1)[0] for email in new_mailboxes})
+        _sync_lists(cfg, db, domain, document)
+        return outcome
     finally:
         db.close()
 
@@ -273,7 +317,12 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: d
         keep.add(local)
         _sweep_scripts(home_of(cfg, domain, local), Path(sieve) if sieve else None)
     outcome.removed_homes = _sweep_homes(cfg, domain, keep)
-    # Lists: the applied ones are those the database routes to mlmmj.
+    _sync_lists(cfg, db, domain, document)
+    return outcome
+
+
+def _sync_lists(cfg: HostConfig, db: Any, domain: str, document: dict[str, Any]) -> None:
+    """mlmmj lists of the domain: the applied ones are those the database routes to mlmmj."""
     applied_lists = {
         transport.split("/", 1)[1]
         for (transport,) in db.execute("SELECT transport FROM transports WHERE domain = ?", (domain,))
@@ -286,4 +335,3 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: d
                 lists.ensure_list(host, domain, document_list)
                 lists.sync_members(host, db, domain, document_list)
         lists.remove_unlisted(host, db, domain, applied_lists)
-    return outcome

@@ -32,10 +32,13 @@ STALE_AFTER = timedelta(seconds=60)
 
 def schedule_push(domain_id: int) -> None:
     """Enqueue one push for the domain unless one is already waiting (call on commit)."""
-    DomainSync.objects.get_or_create(domain_id=domain_id)
-    if DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True) == 1:
-        from provisioning.tasks import push_domain
+    from provisioning.tasks import push_domain
 
+    claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
+    if not claimed and not DomainSync.objects.filter(domain_id=domain_id).exists():
+        DomainSync.objects.get_or_create(domain_id=domain_id)  # the domain's first change
+        claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
+    if claimed:
         push_domain.delay(domain_id)
 
 

@@ -493,7 +493,7 @@ def test_failing_insert_rolls_back_to_the_old_state(cfg: HostConfig, monkeypatch
         return render.DomainRows(rows.mailboxes + rows.mailboxes[:1], rows.aliases, rows.transports)
 
     monkeypatch.setattr(render, "rows", duplicated)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, RenderError)):
         apply(_changed(), cfg)
     _assert_old_state(cfg, before, scripts)
     monkeypatch.undo()
@@ -520,25 +520,28 @@ def test_process_dying_inside_the_transaction_leaves_the_old_state(
     cfg: HostConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before, scripts = _start(cfg)
-    connections: list[sqlite3.Connection] = []
-    real_connect, real_home_of = maps.connect, agent_apply.home_of
+    real_connect = maps.connect
     inside: list[bool] = []
 
-    def connect(path: Any) -> sqlite3.Connection:
-        connections.append(real_connect(path))
-        return connections[-1]
+    class Dying:
+        """A connection whose process dies at the first write of aliases inside the transaction."""
 
-    def home_of_or_die(cfg_: HostConfig, domain: str, local: str) -> Path:
-        if connections and connections[-1].in_transaction and local == "frank":
-            inside.append(True)
-            raise Crash
-        return real_home_of(cfg_, domain, local)
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
 
-    monkeypatch.setattr(maps, "connect", connect)
-    monkeypatch.setattr(agent_apply, "home_of", home_of_or_die)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.db, name)
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            if self.db.in_transaction and "aliases" in sql:
+                inside.append(True)
+                raise Crash
+            return self.db.executemany(sql, rows)
+
+    monkeypatch.setattr(maps, "connect", lambda path: Dying(real_connect(path)))
     with pytest.raises(Crash):
         apply(_changed(), cfg)
-    assert inside == [True]  # it did die between BEGIN IMMEDIATE and COMMIT
+    assert inside == [True]  # it did die between BEGIN IMMEDIATE and COMMIT, after the mailbox rows
     _assert_old_state(cfg, before, scripts)
     monkeypatch.undo()
     assert apply(_changed(), cfg).applied  # and the next apply goes through

@@ -51,7 +51,7 @@ LOCAL_CHARS = frozenset(string.ascii_lowercase + string.digits + "._+=&-")
 LABEL_CHARS = frozenset(string.ascii_lowercase + string.digits + "-")
 CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
 # Tab and line feed only: a CR, even in CRLF, is refused (the panel turns CRLF into LF first).
-FORBIDDEN = {chr(c) for c in range(0x20) if chr(c) not in "\t\n"} | {"\x7f"}
+FORBIDDEN = {chr(c) for c in range(0x20) if chr(c) not in "\t\n"} | {chr(c) for c in range(0x7f, 0xa0)}
 
 
 def spec_local(value: Any) -> bool:
