@@ -128,7 +128,7 @@ def bench_burst(pack, operator, changes: int) -> tuple[float, int, int]:
     wait_applied(domain.pk)
     total = time.monotonic() - start
     documents = DomainSync.objects.get(domain=domain).attempts - sent_before
-    return total, documents, round(issued, 2)
+    return total, documents, issued
 
 
 def main() -> None:
@@ -178,10 +178,13 @@ def main() -> None:
         f"{statistics.median(latency) * 1000:.0f} ms | {pct(latency, 95) * 1000:.0f} ms | ≤ 500 ms / ≤ 1 s |",
         f"| apply of a one-mailbox change on a 10,000-mailbox domain, {args.runs} runs | "
         f"{statistics.median(apply_times) * 1000:.0f} ms | {pct(apply_times, 95) * 1000:.0f} ms | ≤ 100 ms |",
-        f"| burst of {args.burst} changes to one domain → host confirms the last | {burst_total:.2f} s | — | ≤ 5 s |",
+        f"| burst of {args.burst} changes to one domain: first change → host confirms the last | "
+        f"{burst_total:.2f} s | — | ≤ 5 s |",
+        f"| same burst: last change → host confirms it | {(burst_total - burst_issue) * 1000:.0f} ms | — | — |",
         "",
         f"First apply of the 10,000-mailbox domain: {first_apply * 1000:.0f} ms. The burst's {args.burst} service "
-        f"calls took {burst_issue} s to issue; the host applied {burst_docs} document(s) for them.",
+        f"calls took {burst_issue:.2f} s to issue one after the other from one process (each is one transaction "
+        f"with its audit row); the host applied {burst_docs} document(s) for them.",
         "",
     ]
     print("\n".join(lines))

@@ -67,7 +67,10 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     # Run with `worker -B`: list maintenance and membership changed by mail, every minute.
-    beat_schedule={"maintain": {"task": "mailhost.maintain", "schedule": 60.0}},
+    beat_schedule={
+        "maintain": {"task": "mailhost.maintain", "schedule": 60.0},
+        "usage": {"task": "mailhost.report_usage", "schedule": 300.0},
+    },
     beat_schedule_filename=str(CONFIG.root / "celerybeat-schedule"),
 )
 
@@ -116,3 +119,34 @@ def maintain() -> None:
     if changes:
         app.send_task("provisioning.list_members", kwargs={"host": CONFIG.name, "changes": changes},
                       queue=PANEL_QUEUE)
+
+
+def mailbox_usage(vmail_root: Path) -> dict[str, int]:
+    """Bytes used by each mailbox, from its Maildir's files (`local@domain` → bytes)."""
+    usage: dict[str, int] = {}
+    if not vmail_root.is_dir():
+        return usage
+    for domain_dir in vmail_root.iterdir():
+        if not domain_dir.is_dir() or domain_dir.is_symlink():
+            continue
+        for home in domain_dir.iterdir():
+            maildir = home / "Maildir"
+            if home.is_symlink() or not maildir.is_dir():
+                continue
+            total = 0
+            for folder, _dirs, files in os.walk(maildir):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(folder, name)).st_size
+                    except OSError:
+                        continue
+            usage[f"{home.name}@{domain_dir.name}"] = total
+    return usage
+
+
+@app.task(name="mailhost.report_usage")
+def report_usage() -> None:
+    """Tell the panel how much each mailbox uses (shown as Utilisé / Quota)."""
+    usage = mailbox_usage(CONFIG.vmail_root)
+    if usage:
+        app.send_task("provisioning.usage", kwargs={"host": CONFIG.name, "usage": usage}, queue=PANEL_QUEUE)

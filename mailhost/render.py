@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 # \Z, not $: "$" also matches before a final newline.
 LOCAL_RE = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+=&-]{1,64}(?<!\.)\Z")
@@ -141,8 +141,7 @@ def robot_sieve(robot: dict[str, Any], own: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class MailboxRow:
+class MailboxRow(NamedTuple):  # a tuple: ten thousand of them are built per apply of a big domain
     email: str
     local_part: str
     password_hash: str

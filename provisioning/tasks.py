@@ -31,3 +31,8 @@ def reconcile() -> int:
 @shared_task(name="provisioning.list_members", acks_late=True)
 def list_members(*, host: str, changes: list[dict]) -> int:
     return services.record_list_changes(host=host, changes=changes)
+
+
+@shared_task(name="provisioning.usage", acks_late=True)
+def usage(*, host: str, usage: dict[str, int]) -> int:
+    return services.record_usage(host=host, usage=usage)

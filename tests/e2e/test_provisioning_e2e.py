@@ -249,3 +249,17 @@ def test_delete_with_redirect_delivers_to_the_redirect(e2e: E2E) -> None:
     e2e.wait_applied(domain)
     send(e2e.stack, "x@outside.test", f"mia@{domain.name}", "for the old mia", "x")
     wait_for(lambda: "for the old mia" in subjects_in(e2e, f"nina@{domain.name}"))
+
+
+def test_mailbox_usage_is_reported_to_the_panel(e2e: E2E) -> None:
+    from celery import current_app
+
+    from mail.models import Mailbox
+
+    domain = e2e.domain("usage")
+    rose = e2e.mailbox(domain, "rose")
+    e2e.wait_applied(domain)
+    send(e2e.stack, "x@outside.test", f"rose@{domain.name}", "some weight", "y" * 50_000)
+    wait_for(lambda: maildir_files(e2e, domain.name, "rose"))
+    current_app.send_task("mailhost.report_usage", queue=e2e.host.queue)  # what the agent's beat runs
+    wait_for(lambda: Mailbox.objects.get(pk=rose.pk).quota_used_bytes > 50_000, timeout=30)
