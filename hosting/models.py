@@ -51,6 +51,14 @@ class ScopedQuerySet(models.QuerySet):
         return self.filter(**{path: value})
 
 
+class DomainChildQuerySet(ScopedQuerySet):
+    """Rows that belong to one domain (mailboxes, forwards, robots, lists, sync records)."""
+
+    reseller_path = "domain__pack__customer__reseller"
+    customer_path = "domain__pack__customer"
+    domain_path = "domain"
+
+
 class UserQuerySet(ScopedQuerySet):
     def visible_to(self, seat: Any) -> models.QuerySet:
         role = role_of(seat)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from hosting.models import Domain, ScopedQuerySet
+from hosting.models import Domain, DomainChildQuerySet, ScopedQuerySet
 
 
 class Posting(models.TextChoices):
@@ -28,12 +28,6 @@ class ArchiveAccess(models.TextChoices):
     ANYONE = "anyone", _("anyone")
     SUBSCRIBERS = "subscribers", _("subscribers")
     MODERATORS = "moderators", _("moderators")
-
-
-class ListQuerySet(ScopedQuerySet):
-    reseller_path = "domain__pack__customer__reseller"
-    customer_path = "domain__pack__customer"
-    domain_path = "domain"
 
 
 class MailingList(models.Model):
@@ -62,7 +56,7 @@ class MailingList(models.Model):
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    objects = ListQuerySet.as_manager()
+    objects = DomainChildQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("mailing list")

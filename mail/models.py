@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from hosting.models import Domain, ScopedQuerySet
+from hosting.models import Domain, DomainChildQuerySet
 
 
 class Routing(models.TextChoices):
@@ -16,11 +16,8 @@ class Routing(models.TextChoices):
     FORWARD = "forward", _("Forward to")
 
 
-class MailboxQuerySet(ScopedQuerySet):
-    reseller_path = "domain__pack__customer__reseller"
-    customer_path = "domain__pack__customer"
-    domain_path = "domain"
-    mailbox_path = "pk"
+class MailboxQuerySet(DomainChildQuerySet):
+    mailbox_path = "pk"  # a mailbox user sees its own mailbox
 
 
 class Mailbox(models.Model):
@@ -90,12 +87,6 @@ class Mailbox(models.Model):
         return self.enabled
 
 
-class DomainObjectQuerySet(ScopedQuerySet):
-    reseller_path = "domain__pack__customer__reseller"
-    customer_path = "domain__pack__customer"
-    domain_path = "domain"
-
-
 class Forward(models.Model):
     """A name of the domain that forwards to one or more destinations ("Redirection")."""
 
@@ -107,7 +98,7 @@ class Forward(models.Model):
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    objects = DomainObjectQuerySet.as_manager()
+    objects = DomainChildQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("forward")
@@ -134,7 +125,7 @@ class Robot(models.Model):
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    objects = DomainObjectQuerySet.as_manager()
+    objects = DomainChildQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("mail robot")
@@ -166,7 +157,7 @@ class CatchAll(models.Model):
     target = models.CharField(_("target"), max_length=320, blank=True)
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
 
-    objects = DomainObjectQuerySet.as_manager()
+    objects = DomainChildQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("catch-all")

@@ -10,19 +10,13 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from hosting.models import Domain, MailHost, ScopedQuerySet
+from hosting.models import Domain, DomainChildQuerySet, MailHost
 
 
 class SyncState(models.TextChoices):
     APPLIED = "applied", _("applied")
     PENDING = "pending", _("pending")
     FAILED = "failed", _("failed")
-
-
-class DomainSyncQuerySet(ScopedQuerySet):
-    reseller_path = "domain__pack__customer__reseller"
-    customer_path = "domain__pack__customer"
-    domain_path = "domain"
 
 
 class DomainSync(models.Model):
@@ -42,7 +36,7 @@ class DomainSync(models.Model):
     error_revision = models.PositiveBigIntegerField(_("revision that failed"), default=0)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
 
-    objects = DomainSyncQuerySet.as_manager()
+    objects = DomainChildQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("domain synchronisation")
