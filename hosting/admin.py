@@ -31,6 +31,7 @@ from hosting.services import (
     lock_pack,
     lock_reseller,
     pack_create,
+    pack_move,
 )
 from hosting.validators import normalize_domain
 from mail.models import Mailbox
@@ -232,8 +233,18 @@ class PackAdmin(TenantAdmin):
     search_fields = ["label", "customer__name", "domains__name"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        # Moving a pack to another host moves its domains: that is the provisioning issue's work.
-        return ["customer", "mail_host"] if obj is not None else []
+        return ["customer"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Pack, form: Any, change: bool) -> None:
+        """A new mail host moves the pack's domains there (and off the old host)."""
+        if change and "mail_host" in form.changed_data:
+            new_host = obj.mail_host
+            obj.mail_host_id = form.initial["mail_host"]
+            super().save_model(request, obj, form, change)
+            pack_move(pack=obj, mail_host=new_host, acting_user=request.user)
+            obj.mail_host = new_host
+            return
+        super().save_model(request, obj, form, change)
 
     def create_object(self, request: HttpRequest, obj: Pack, form: Any) -> Pack:
         return pack_create(

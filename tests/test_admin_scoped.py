@@ -168,3 +168,22 @@ def test_support_cannot_delete(cast: Cast) -> None:
     response = client.post(reverse("admin:hosting_customer_delete", args=[cast.a.customer.pk]), {"post": "yes"})
     assert response.status_code == 403
     assert Customer.objects.filter(pk=cast.a.customer.pk).exists()
+
+
+def test_changing_a_packs_mail_host_moves_its_domains(cast: Cast, django_capture_on_commit_callbacks) -> None:
+    from hosting.models import Domain
+    from provisioning.models import RetiredDomain
+
+    new_host = HostFactory(name="mx9")
+    client = client_for(cast, "reseller_a")
+    revision = cast.a.domain.revision
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("admin:hosting_pack_change", args=[cast.a.pack.pk]), {
+            "plan": cast.a.plan.pk, "mail_host": new_host.pk, "label": "alpha-pack",
+        })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    cast.a.pack.refresh_from_db()
+    assert cast.a.pack.mail_host == new_host
+    assert Domain.objects.get(pk=cast.a.domain.pk).revision == revision + 1
+    assert AuditEvent.objects.filter(action="pack.move", actor=cast.a.reseller_staff).count() == 1
+    assert not RetiredDomain.objects.exists()  # written when the push finds the domain on the old host
