@@ -28,6 +28,7 @@ from hosting.services import (
     check_pack_plan,
     customer_create,
     domain_create,
+    domain_delete,
     lock_pack,
     lock_reseller,
     pack_create,
@@ -35,7 +36,7 @@ from hosting.services import (
 )
 from hosting.validators import normalize_domain
 from mail.models import Mailbox
-from mail.services import check_password_strength, mailbox_create
+from mail.services import check_password_strength, mailbox_create, mailbox_delete
 from provisioning.models import SyncState
 from provisioning.services import retry
 
@@ -56,6 +57,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     role_perms: dict[Role, frozenset[str]] = {}
     service_creates = False
+    service_deletes = False
 
     def _perms(self, request: HttpRequest) -> frozenset[str]:
         role = role_of(request.user)
@@ -112,8 +114,9 @@ class TenantAdmin(admin.ModelAdmin):
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
-        for obj in queryset:
-            audit.record(request.user, f"{obj._meta.model_name}.delete", obj, via="admin")
+        if not self.service_deletes:  # the service function already wrote the audit row
+            for obj in queryset:
+                audit.record(request.user, f"{obj._meta.model_name}.delete", obj, via="admin")
         return super().log_deletions(request, queryset)
 
 
@@ -334,6 +337,20 @@ class DomainAdmin(TenantAdmin):
             return ["pack", "name", "postmaster_password"]
         return ["name", "pack", "revision", "mail_host_state"]
 
+    service_deletes = True
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # The domain takes its mailboxes (postmaster too) with it: no per-mailbox permission.
+        to_delete, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return to_delete, model_count, set(), protected
+
+    def delete_model(self, request: HttpRequest, obj: Domain) -> None:
+        domain_delete(domain=obj, acting_user=request.user)  # its mail host removes it too
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for domain in queryset:
+            domain_delete(domain=domain, acting_user=request.user)
+
     def create_object(self, request: HttpRequest, obj: Domain, form: Any) -> Domain:
         domain = domain_create(pack=obj.pack, name=obj.name, acting_user=request.user)
         mailbox_create(
@@ -354,6 +371,23 @@ class MailboxAdmin(TenantAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # mailboxes are created with their password in the domain's screens
+
+    service_deletes = True
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.local_part == "postmaster":
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
+        mailbox_delete(mailbox=obj, acting_user=request.user)  # the host removes it and its maildir
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for mailbox in queryset.select_related("domain"):
+            try:
+                mailbox_delete(mailbox=mailbox, acting_user=request.user)
+            except ValidationError as error:
+                self.message_user(request, f"{mailbox}: {' '.join(error.messages)}", level="error")
 
     @admin.display(description=_("on the mail host"))
     def mail_host_state(self, obj: Mailbox) -> str:

@@ -81,7 +81,7 @@ ADMIN_OBJECTS: dict[str, Callable[[Cast], Any]] = {
     "hosting.domain": lambda c: c.a.domain,
     "hosting.user": lambda c: c.a.customer_user,
     "hosting.auditevent": lambda c: audit.record(c.a.customer_user, "test.act", c.a.domain),
-    "mail.mailbox": lambda c: c.a.postmaster,
+    "mail.mailbox": lambda c: c.mailbox_user,  # postmaster can never be deleted
     "auth.group": lambda c: Group.objects.get_or_create(name="support")[0],
     "account.emailaddress": lambda c: EmailAddress.objects.create(
         user=c.a.customer_user, email=c.a.customer_user.email, primary=True, verified=True

@@ -187,3 +187,30 @@ def test_changing_a_packs_mail_host_moves_its_domains(cast: Cast, django_capture
     assert Domain.objects.get(pk=cast.a.domain.pk).revision == revision + 1
     assert AuditEvent.objects.filter(action="pack.move", actor=cast.a.reseller_staff).count() == 1
     assert not RetiredDomain.objects.exists()  # written when the push finds the domain on the old host
+
+
+def test_operator_deleting_a_domain_in_the_admin_retires_it_from_its_host(
+    cast: Cast, django_capture_on_commit_callbacks
+) -> None:
+    from hosting.models import Domain
+    from provisioning.models import RetiredDomain
+
+    client = client_for(cast, "operator")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("admin:hosting_domain_delete", args=[cast.a.domain.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Domain.objects.filter(pk=cast.a.domain.pk).exists()
+    assert RetiredDomain.objects.filter(name="alpha-domain.test", host=cast.host).exists()
+    assert AuditEvent.objects.filter(action="domain.delete").count() == 1
+
+
+def test_postmaster_cannot_be_deleted_in_the_admin(cast: Cast) -> None:
+    from mail.models import Mailbox
+
+    url = reverse("admin:mail_mailbox_delete", args=[cast.a.postmaster.pk])
+    assert client_for(cast, "operator").post(url, {"post": "yes"}).status_code == 403
+    assert Mailbox.objects.filter(pk=cast.a.postmaster.pk).exists()
+    client_for(cast, "operator").post(reverse("admin:mail_mailbox_changelist"), {
+        "action": "delete_selected", "_selected_action": [cast.a.postmaster.pk, cast.mailbox_user.pk], "post": "yes",
+    })
+    assert Mailbox.objects.filter(pk=cast.a.postmaster.pk).exists()
