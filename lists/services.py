@@ -10,10 +10,10 @@ from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.models import Domain
-from hosting.services import domain_changed, limit_allows, lock_pack
+from hosting.services import domain_changed
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
-from mail.services import address_taken
-from mail.validators import clean_text, normalize_address, normalize_local_part
+from mail.services import claim_name
+from mail.validators import clean_text, normalize_address
 
 OPTION_FIELDS = (
     "digest", "remote_admin", "private", "sub_confirm", "sub_moderate", "unsub_confirm", "archive",
@@ -27,12 +27,8 @@ def list_create(
     **options: bool,
 ) -> MailingList:
     """Create a list; its owner is subscribed, and made moderator when the list is moderated."""
-    pack = lock_pack(domain.pack_id)
-    if not limit_allows(pack.plan.max_lists, MailingList.objects.filter(domain__pack=pack).count()):
-        raise ValidationError(_("Maximum number of mailing lists reached."), code="limit")
-    local = normalize_local_part(name)
-    if address_taken(domain, local):
-        raise ValidationError(_("Name already used."), code="unique")
+    _pack, local = claim_name(domain, name, limit="max_lists", rows=MailingList.objects,
+                              full=_("Maximum number of mailing lists reached."))
     if posting not in Posting.values or reply_to not in ReplyTo.values:
         raise ValidationError(_("Choose one of the options."), code="invalid")
     unknown = set(options) - set(OPTION_FIELDS)

@@ -62,6 +62,18 @@ def address_taken(domain: Domain, local_part: str) -> bool:
     )
 
 
+def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str) -> tuple[Pack, str]:
+    """Lock the pack, check the plan's `limit` against the pack's `rows`, then the name's syntax
+    and that it is free in the domain (QmailAdmin's order). Returns the locked pack and the name."""
+    pack = lock_pack(domain.pack_id)
+    if not limit_allows(getattr(pack.plan, limit), rows.filter(domain__pack=pack).count()):
+        raise ValidationError(full, code="limit")
+    local = normalize_local_part(name)
+    if address_taken(domain, local):
+        raise ValidationError(_("Name already used."), code="unique")
+    return pack, local
+
+
 def resolve_quota(pack: Pack, quota_mb: int | None) -> int:
     plan = pack.plan
     quota = plan.default_quota_mb if quota_mb is None else quota_mb
@@ -266,12 +278,8 @@ def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any)
 
 @transaction.atomic
 def forward_create(*, domain: Domain, local_part: str, destinations: list[str], acting_user: Any) -> Forward:
-    pack = lock_pack(domain.pack_id)
-    if not limit_allows(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack).count()):
-        raise ValidationError(_("Maximum number of forwards reached."), code="limit")
-    local = normalize_local_part(local_part)
-    if address_taken(domain, local):
-        raise ValidationError(_("Name already used."), code="unique")
+    _pack, local = claim_name(domain, local_part, limit="max_forwards", rows=Forward.objects,
+                              full=_("Maximum number of forwards reached."))
     targets = _destinations(domain, destinations, own=f"{local}@{domain.name}")
     forward = Forward.objects.create(
         domain=domain, local_part=local, destinations=targets, revision=domain_changed(domain)
@@ -301,12 +309,8 @@ def forward_delete(*, forward: Forward, acting_user: Any) -> None:
 def robot_create(
     *, domain: Domain, local_part: str, subject: str, message: str, copy_to: str = "", acting_user: Any
 ) -> Robot:
-    pack = lock_pack(domain.pack_id)
-    if not limit_allows(pack.plan.max_robots, Robot.objects.filter(domain__pack=pack).count()):
-        raise ValidationError(_("Maximum number of mail robots reached."), code="limit")
-    local = normalize_local_part(local_part)
-    if address_taken(domain, local):
-        raise ValidationError(_("Name already used."), code="unique")
+    _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
+                              full=_("Maximum number of mail robots reached."))
     robot = Robot.objects.create(
         domain=domain, local_part=local,
         subject=clean_text(subject, max_length=200, single_line=True),
