@@ -15,12 +15,14 @@ import secrets
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db.models import F
 
 from hosting.models import Domain, MailHost, Pack, Plan, User
 from hosting.services import customer_create, domain_create, pack_create
@@ -84,7 +86,7 @@ def _e2e_config(root: Path) -> StackConfig:
     return config
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if os.geteuid() != 0:
         missing = missing_packages()
@@ -106,10 +108,12 @@ def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def workers(mail_stack: Stack, django_db_setup: None, django_db_blocker: object,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    """The panel's worker and the agent of this session's mail host, started once."""
+    """The panel's worker and the agent of this session's mail host, started once for the e2e
+    tests and stopped after them: a worker left running would hold locks in the test database
+    while later tests flush it."""
     log_dir = tmp_path_factory.mktemp("workers")
     yield from started(make_workers(mail_stack, log_dir))
 
@@ -154,11 +158,26 @@ class E2E:
 
 
 @pytest.fixture
-def e2e(workers: Workers, transactional_db: None) -> E2E:
+def e2e(workers: Workers, transactional_db: None) -> Iterator[E2E]:
     host, _created = MailHost.objects.get_or_create(name=workers.host_name, defaults={"fqdn": "127.0.0.1"})
     operator = User.objects.create_superuser(email=f"op{secrets.token_hex(3)}@panel.test", password=None)
     customer = customer_create(reseller=None, name="E2E customer", acting_user=operator)
     plan = Plan.objects.create(name=f"E2E {secrets.token_hex(3)}", max_domains=-1, max_mailboxes=-1,
                                max_forwards=-1, max_robots=-1, max_lists=-1, default_quota_mb=100)
     pack = pack_create(customer=customer, plan=plan, mail_host=host, acting_user=operator)
-    return E2E(workers, workers.stack, host, pack, operator)
+    yield E2E(workers, workers.stack, host, pack, operator)
+    quiesce()
+
+
+def quiesce(timeout: float = 15) -> None:
+    """Before the test database is flushed: let the workers finish what the test set going
+    (no push queued, every domain confirmed), so that no worker holds a lock during the flush."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = DomainSync.objects.filter(queued=True).exists() or DomainSync.objects.filter(
+            applied_revision__lt=F("domain__revision"), error=""
+        ).exists()
+        if not busy:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)  # the last report's transaction
