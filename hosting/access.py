@@ -13,7 +13,6 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
 from hosting.models import AuditEvent, Customer, Domain, MailHost, Pack, Plan, Reseller, User
-from hosting.roles import Role, role_of
 from mail.models import Mailbox
 
 
@@ -21,10 +20,6 @@ def seat_of(request: HttpRequest) -> Any:
     """The logged-in mailbox if any, else the user (possibly anonymous)."""
     mailbox = getattr(request, "mailbox", None)
     return mailbox if mailbox is not None else request.user
-
-
-def role_of_request(request: HttpRequest) -> Role:
-    return role_of(seat_of(request))
 
 
 def get_customer_for_user(user: Any, pk: Any) -> Customer:

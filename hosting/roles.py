@@ -55,6 +55,3 @@ def _compute_role(seat: Any) -> Role:
         return Role.CUSTOMER
     return Role.ANONYMOUS
 
-
-def is_support(seat: Any) -> bool:
-    return role_of(seat) == Role.SUPPORT

@@ -14,7 +14,6 @@ import pwd
 import shutil
 import sqlite3
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,4 +259,3 @@ def maintain(host: ListHost) -> None:
             subprocess.run(  # noqa: S603
                 [str(MLMMJ / "mlmmj-maintd"), "-F", "-L", str(path)], check=False, capture_output=True, timeout=120,
             )
-    time.sleep(0)
