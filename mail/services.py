@@ -74,15 +74,20 @@ def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str) -
     return pack, local
 
 
-def resolve_quota(pack: Pack, quota_mb: int | None) -> int:
+def resolve_quota(pack: Pack, quota_mb: int | None, *, replacing: Mailbox | None = None) -> int:
+    """The quota a mailbox gets (blank: the plan's default), within the pack's total quota;
+    `replacing`: the mailbox whose current quota is being changed (not counted twice)."""
     plan = pack.plan
-    quota = plan.default_quota_mb if quota_mb is None else quota_mb
+    quota = plan.default_quota_mb if quota_mb is None else int(quota_mb)
     if quota < 0:
         raise ValidationError(_("The quota cannot be negative."), code="quota")
     if plan.total_quota_mb:
         if quota == 0:
             raise ValidationError(_("This pack does not allow unlimited quotas."), code="quota")
-        allotted = Mailbox.objects.filter(domain__pack=pack).aggregate(s=Sum("quota_mb"))["s"] or 0
+        others = Mailbox.objects.filter(domain__pack=pack)
+        if replacing is not None:
+            others = others.exclude(pk=replacing.pk)
+        allotted = others.aggregate(s=Sum("quota_mb"))["s"] or 0
         if allotted + quota > plan.total_quota_mb:
             raise ValidationError(
                 _("The pack's total quota would be exceeded (%(free)d MB left).")
@@ -236,21 +241,7 @@ def mailbox_set_access(
 @transaction.atomic
 def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int, acting_user: Any) -> None:
     pack = lock_pack(mailbox.domain.pack_id)
-    others = Mailbox.objects.filter(pk=mailbox.pk).values_list("quota_mb", flat=True).get()
-    plan = pack.plan
-    quota = int(quota_mb)
-    if quota < 0:
-        raise ValidationError(_("The quota cannot be negative."), code="quota")
-    if plan.total_quota_mb:
-        allotted = (Mailbox.objects.filter(domain__pack=pack).aggregate(s=Sum("quota_mb"))["s"] or 0) - others
-        if quota == 0:
-            raise ValidationError(_("This pack does not allow unlimited quotas."), code="quota")
-        if allotted + quota > plan.total_quota_mb:
-            raise ValidationError(
-                _("The pack's total quota would be exceeded (%(free)d MB left).")
-                % {"free": max(plan.total_quota_mb - allotted, 0)},
-                code="quota",
-            )
+    quota = resolve_quota(pack, quota_mb, replacing=mailbox)
     mailbox.quota_mb = quota
     _touch(mailbox, domain_changed(mailbox.domain), "quota_mb")
     audit.record(acting_user, "mailbox.set_quota", mailbox, quota_mb=quota)

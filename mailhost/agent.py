@@ -75,11 +75,18 @@ app.conf.update(
 )
 
 
+_prepared = False
+
+
 def _prepare() -> None:
+    """Folders and the maps schema (idempotent: also adds tables a newer agent needs), once."""
+    global _prepared
+    if _prepared:
+        return
     for folder in (CONFIG.root / "db", CONFIG.vmail_root):
         folder.mkdir(parents=True, exist_ok=True)
-    if not CONFIG.maps_db.exists():
-        maps.create(CONFIG.maps_db)
+    maps.create(CONFIG.maps_db)
+    _prepared = True
 
 
 def report(**kwargs: Any) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mailhost import lists, maps, render
+from mailhost.layout import RootLayout
 from mailhost.render import RenderError
 
 log = logging.getLogger(__name__)
@@ -35,29 +36,13 @@ SIEVE_DIR = ".panel-sieve"
 
 
 @dataclass(frozen=True)
-class HostConfig:
+class HostConfig(RootLayout):
     name: str
     root: Path
     postfix_dir: Path | None = None  # set when a real Postfix reads the maps: reload on routing changes
     removal: str = "delete"  # or "archive": what becomes of a removed mailbox's maildir
     mail_user: str = "mail"
     smtp_port: int = 25  # where mlmmj sends the list's mail (the host's Postfix)
-
-    @property
-    def maps_db(self) -> Path:
-        return self.root / "db" / "maps.sqlite"
-
-    @property
-    def vmail_root(self) -> Path:
-        return self.root / "vmail"
-
-    @property
-    def mlmmj_root(self) -> Path:
-        return self.root / "mlmmj"
-
-    @property
-    def archive_root(self) -> Path:
-        return self.root / "archive"
 
 
 @dataclass

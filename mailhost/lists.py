@@ -27,15 +27,6 @@ FLAGS = ("subonlypost", "modonlypost", "moderated", "modnonsubposts", "nodigests
          "nosubconfirm", "submod", "noarchive", "subonlyget", "noget")
 TEXTS = ("prefix", "footer", "customheaders", "delheaders", "moderators", "owner", "smtpport")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS list_members (
-    domain  TEXT NOT NULL,
-    list    TEXT NOT NULL,
-    kind    TEXT NOT NULL,
-    address TEXT NOT NULL,
-    PRIMARY KEY (domain, list, kind, address)
-) WITHOUT ROWID;
-"""
 
 
 @dataclass(frozen=True)
@@ -178,7 +169,6 @@ def _applied(db: sqlite3.Connection, domain: str, name: str, kind: str) -> set[s
 
 def sync_members(host: ListHost, db: sqlite3.Connection, domain: str, document_list: dict[str, Any]) -> None:
     """Add and remove the members the panel changed since the last apply; leave the others."""
-    db.executescript(SCHEMA)
     name = document_list["name"]
     path = list_dir(host, domain, name)
     wanted = {
@@ -217,7 +207,6 @@ def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: s
             if entry.name not in keep and entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
                 removed.append(entry.name)
-    db.executescript(SCHEMA)
     if removed:
         db.execute("BEGIN IMMEDIATE")
         db.executemany("DELETE FROM list_members WHERE domain=? AND list=?", [(domain, n) for n in removed])
@@ -227,7 +216,6 @@ def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: s
 
 def membership_changes(host: ListHost, db: sqlite3.Connection) -> list[dict[str, Any]]:
     """What changed by mail since the last apply, per list: added and removed addresses."""
-    db.executescript(SCHEMA)
     changes = []
     root = host.mlmmj_root.resolve()
     if not root.is_dir():

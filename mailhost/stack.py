@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailhost.layout import RootLayout
 from mailhost.maps import (
     DOVECOT_AUTH_QUERY,
     DOVECOT_ITERATE_QUERY,
@@ -94,7 +95,7 @@ class StackError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class StackConfig:
+class StackConfig(RootLayout):
     """Where a stack lives and the 127.0.0.1 ports it listens on."""
 
     root: Path
@@ -146,19 +147,7 @@ class StackConfig:
             "quota-status": self.quota_policy_port,
         }
 
-    # --- data the agent and the tests use ---
-    @property
-    def maps_db(self) -> Path:
-        return self.root / "db" / "maps.sqlite"
-
-    @property
-    def vmail_root(self) -> Path:
-        return self.root / "vmail"
-
-    @property
-    def mlmmj_root(self) -> Path:
-        return self.root / "mlmmj"
-
+    # --- data the agent and the tests use: maps_db, vmail_root, mlmmj_root from RootLayout ---
     @property
     def sink_root(self) -> Path:
         return self.root / "sink"

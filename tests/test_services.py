@@ -257,6 +257,26 @@ def test_total_quota_may_be_filled_exactly(cast):
     assert mailbox.quota_mb == 400
 
 
+def test_changing_a_quota_counts_the_mailbox_once(cast):
+    from mail.services import mailbox_set_quota
+
+    set_plan(cast.a.plan, total_quota_mb=1000)
+    Mailbox.objects.filter(domain=cast.a.domain).update(quota_mb=100)  # postmaster, alphauser: 200
+    big = MailboxFactory(domain=cast.a.domain, local_part="big", quota_mb=600)
+    revision = Domain.objects.get(pk=cast.a.domain.pk).revision
+
+    mailbox_set_quota(mailbox=big, quota_mb=800, acting_user=cast.operator)  # 200 + 800: exactly full
+
+    big.refresh_from_db()
+    assert big.quota_mb == 800 and big.revision == revision + 1
+    for refused in (801, 0, -1):
+        with pytest.raises(ValidationError) as excinfo:
+            mailbox_set_quota(mailbox=big, quota_mb=refused, acting_user=cast.operator)
+        assert codes(excinfo) == {"quota"}
+    big.refresh_from_db()
+    assert big.quota_mb == 800
+
+
 # --- domain_create ----------------------------------------------------------------------------
 
 

@@ -1,0 +1,27 @@
+"""Where a mail host keeps its data under its root: one definition for the agent and the stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RootLayout:
+    """Paths under `root` (set by the class that mixes this in)."""
+
+    root: Path
+
+    @property
+    def maps_db(self) -> Path:
+        return self.root / "db" / "maps.sqlite"
+
+    @property
+    def vmail_root(self) -> Path:
+        return self.root / "vmail"
+
+    @property
+    def mlmmj_root(self) -> Path:
+        return self.root / "mlmmj"
+
+    @property
+    def archive_root(self) -> Path:
+        return self.root / "archive"
