@@ -14,7 +14,12 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from hosting.roles import Role, role_of
-from hosting.validators import domain_to_unicode, normalize_domain
+from hosting.validators import (
+    domain_to_unicode,
+    normalize_domain,
+    validate_quota_mb,
+    validate_total_quota_mb,
+)
 
 UNLIMITED = -1
 COUNT_HELP = _("−1 means unlimited, 0 hides the feature.")
@@ -243,10 +248,12 @@ class Plan(models.Model):
     max_robots = models.IntegerField(_("robots"), default=5, help_text=COUNT_HELP)
     max_lists = models.IntegerField(_("mailing lists"), default=10, help_text=COUNT_HELP)
     default_quota_mb = models.PositiveIntegerField(
-        _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited.")
+        _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited."),
+        validators=[validate_quota_mb],
     )
     total_quota_mb = models.PositiveIntegerField(
-        _("total quota of the pack (MB)"), default=0, help_text=_("0 means unlimited.")
+        _("total quota of the pack (MB)"), default=0, help_text=_("0 means unlimited."),
+        validators=[validate_total_quota_mb],
     )
 
     objects = PlanQuerySet.as_manager()
