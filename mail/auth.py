@@ -1,23 +1,30 @@
 """The QmailAdmin-style login: a mailbox's address and password open a session for that mailbox.
 
 The mailbox is kept in the session by id plus an HMAC of its password hash, so changing the
-password ends every other session of that mailbox. Failed attempts are counted per address and
-per client IP in the cache; past either limit, logins are refused for the rest of the window.
-The per-IP limit is higher, so that one office behind one address is not locked out by one typo.
+password ends every other session of that mailbox.
+
+Throttling: every attempt first takes a slot under its address and under its client IP, in one
+transaction that increments both counters and reads them back (`LoginThrottle` rows, atomic on
+SQLite and PostgreSQL alike); past either limit the attempt is refused without verifying the
+password, so parallel requests cannot all slip in before the count. A success gives its slot
+back: only failures stay counted, until the window, which starts at the first failure and does
+not slide, ends. The per-IP limit is higher, so that one office behind one address is not locked
+out by one typo.
 """
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from hosting.validators import normalize_domain
-from mail.models import Mailbox
+from mail.models import LoginThrottle, Mailbox
 from mail.validators import normalize_local_part
 from mailhost.passwords import hash_password, needs_upgrade, verify_password
 
@@ -44,32 +51,69 @@ def _client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-def _failure_keys(request: HttpRequest, address: str) -> list[str]:
-    return [f"mbx-login-fail:ip:{_client_ip(request)}", f"mbx-login-fail:addr:{address}"]
+class TooManyAttempts(Exception):
+    """Past the limit of login attempts for this address or this client IP: not verified."""
 
 
-def is_throttled(request: HttpRequest, account: str, domain: str) -> bool:
-    address = "@".join(parse_login(account, domain) or (account, domain))
-    ip_key, address_key = _failure_keys(request, address)
-    counts = {key: count for key, (count, _ends) in cache.get_many([ip_key, address_key]).items()}
-    return (
-        counts.get(address_key, 0) >= settings.MAILBOX_LOGIN_MAX_FAILURES
-        or counts.get(ip_key, 0) >= settings.MAILBOX_LOGIN_MAX_FAILURES_PER_IP
-    )
+def _attempt_limits(request: HttpRequest, address: str) -> dict[str, int]:
+    return {
+        f"ip:{_client_ip(request)}": settings.MAILBOX_LOGIN_MAX_FAILURES_PER_IP,
+        f"addr:{address}": settings.MAILBOX_LOGIN_MAX_FAILURES,
+    }
 
 
-def _count_failure(request: HttpRequest, address: str) -> None:
-    """Count one failure; the window starts at the first failure and does not slide."""
-    window = settings.MAILBOX_LOGIN_WINDOW_SECONDS
-    now = time.time()
-    for key in _failure_keys(request, address):
-        count, ends = cache.get(key) or (0, now + window)
-        cache.set(key, (count + 1, ends), max(int(ends - now), 1))
+def _forget_expired(now: datetime) -> None:
+    """Delete a few rows whose window has ended, one statement per row, so that a delete never
+    holds one row while waiting for another (no deadlock with an attempt being counted)."""
+    for pk in LoginThrottle.objects.filter(window_ends__lte=now).values_list("pk", flat=True)[:10]:
+        LoginThrottle.objects.filter(pk=pk, window_ends__lte=now).delete()
+
+
+def take_attempt(limits: dict[str, int]) -> bool:
+    """Count one attempt under every key and say whether every count stays within its limit.
+
+    One transaction per attempt: the row is created if missing (a conflict-safe insert), then
+    `count = count + 1` (or 1 when the window has ended or nothing is counted, which starts a new
+    window) and the new count read back. The update holds the row (PostgreSQL's row lock,
+    SQLite's IMMEDIATE write lock) until the commit, so parallel attempts are counted one after
+    the other; keys in one order for every attempt, so that two attempts never wait on each other.
+    """
+    now = timezone.now()
+    ends = now + timedelta(seconds=settings.MAILBOX_LOGIN_WINDOW_SECONDS)
+    _forget_expired(now)
+    keys = sorted(limits)
+    restart = Q(window_ends__lte=now) | Q(count=0)
+    within = True
+    with transaction.atomic():
+        LoginThrottle.objects.bulk_create(
+            [LoginThrottle(key=key, count=0, window_ends=ends) for key in keys], ignore_conflicts=True
+        )
+        for key in keys:
+            LoginThrottle.objects.filter(key=key).update(
+                count=Case(When(restart, then=Value(1)), default=F("count") + 1),
+                window_ends=Case(When(restart, then=Value(ends)), default=F("window_ends")),
+            )
+            count = LoginThrottle.objects.values_list("count", flat=True).get(key=key)
+            within = within and count <= limits[key]
+    return within
+
+
+def give_back_attempt(limits: dict[str, int]) -> None:
+    """A successful login is not a failure: its slot is given back under every key."""
+    with transaction.atomic():
+        for key in sorted(limits):
+            LoginThrottle.objects.filter(key=key, count__gt=0).update(count=F("count") - 1)
 
 
 def authenticate_mailbox(request: HttpRequest, account: str, domain: str, password: str) -> Mailbox | None:
-    """The enabled mailbox these credentials open, or None. Counts failures for throttling."""
+    """The enabled mailbox these credentials open, or None when they open none.
+
+    Raises TooManyAttempts, without verifying the password, when the attempt is past the limit
+    of its address or of its client IP."""
     parsed = parse_login(account, domain)
+    limits = _attempt_limits(request, "@".join(parsed or (account, domain)))
+    if not take_attempt(limits):
+        raise TooManyAttempts
     mailbox = None
     if parsed is not None:
         local, ascii_domain = parsed
@@ -79,8 +123,8 @@ def authenticate_mailbox(request: HttpRequest, account: str, domain: str, passwo
             .first()
         )
     if not verify_password(password, mailbox.password_hash if mailbox else None):
-        _count_failure(request, "@".join(parsed or (account, domain)))
         return None
+    give_back_attempt(limits)
     if needs_upgrade(mailbox.password_hash):
         _upgrade_hash(mailbox, password)
     return mailbox

@@ -165,3 +165,16 @@ class CatchAll(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain}: {self.get_mode_display()}"
+
+
+class LoginThrottle(models.Model):
+    """Mailbox-login attempts counted under one key (an address or a client IP) in a window that
+    starts at the first attempt and does not slide. Rows, not cache entries: incremented with
+    `UPDATE ... SET count = count + 1` in a transaction, they count atomically on every database."""
+
+    key = models.CharField(max_length=600, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from hosting.roles import Role, role_of
-from mail.auth import authenticate_mailbox, is_throttled, login_mailbox, logout_mailbox
+from mail.auth import TooManyAttempts, authenticate_mailbox, login_mailbox, logout_mailbox
 from mail.forms import MailboxLoginForm, NewPasswordForm, StandalonePasswordForm
 from mail.services import mailbox_set_password
 from provisioning.models import SyncState
@@ -43,10 +43,11 @@ def login(request: HttpRequest) -> HttpResponse:
     form = MailboxLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         account, domain = form.cleaned_data["account"], form.cleaned_data["domain"]
-        if is_throttled(request, account, domain):
+        try:
+            mailbox = authenticate_mailbox(request, account, domain, form.cleaned_data["password"])
+        except TooManyAttempts:
             form.add_error(None, _("Too many failed attempts: wait a few minutes before trying again."))
         else:
-            mailbox = authenticate_mailbox(request, account, domain, form.cleaned_data["password"])
             if mailbox is None:
                 form.add_error(None, _("Invalid login."))
             else:
@@ -98,10 +99,11 @@ def change_password(request: HttpRequest) -> HttpResponse:
     form = StandalonePasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         address, old = form.cleaned_data["address"], form.cleaned_data["old_password"]
-        if is_throttled(request, address, ""):
+        try:
+            mailbox = authenticate_mailbox(request, address, "", old)
+        except TooManyAttempts:
             form.add_error(None, _("Too many failed attempts: wait a few minutes before trying again."))
         else:
-            mailbox = authenticate_mailbox(request, address, "", old)
             if mailbox is None:
                 form.add_error(None, _("Invalid login."))
             else:
