@@ -7,14 +7,16 @@ from the seat's role, not from per-user permission rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured, PermissionDenied, ValidationError
+from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -23,20 +25,28 @@ from hosting.access import VISIBLE_MODELS, visible
 from hosting.models import AuditEvent, Customer, Domain, MailHost, Pack, Plan, Reseller, User
 from hosting.roles import Role, role_of
 from hosting.services import (
-    check_customer_pool,
-    check_domain_limits,
-    check_pack_plan,
+    PLAN_LIMITS,
     customer_create,
+    customer_update,
     domain_create,
     domain_delete,
-    lock_pack,
-    lock_reseller,
     pack_create,
     pack_move,
+    pack_update,
+    plan_create,
+    plan_update,
 )
 from hosting.validators import normalize_domain
 from mail.models import Mailbox
-from mail.services import check_password_strength, mailbox_create, mailbox_delete
+from mail.services import (
+    check_password_strength,
+    mailbox_create,
+    mailbox_delete,
+    mailbox_set_access,
+    mailbox_set_admin,
+    mailbox_set_quota,
+    mailbox_set_real_name,
+)
 from provisioning.models import SyncState
 from provisioning.services import retry
 
@@ -48,15 +58,46 @@ ALL = frozenset({"view", "add", "change", "delete"})
 VIEW = frozenset({"view"})
 
 
+def _form_error(form: forms.Form, error: ValidationError) -> Any:
+    """A service's error as the form can show it: on its fields when the form has them."""
+    if hasattr(error, "error_dict") and set(error.error_dict) - {NON_FIELD_ERRORS} <= set(form.fields):
+        return error
+    return error.messages
+
+
+class ServiceForm(forms.ModelForm):
+    """An admin form whose last validation step is the service call that writes the change.
+
+    The admin's changeform_view is atomic; the call runs in a savepoint inside it, so a
+    ValidationError from any service becomes an error on the form, in the service's own words,
+    and leaves nothing written. The admin then only takes the saved object (`form.instance`).
+    Such an admin has no editable inline: its formsets would be validated after the write.
+    """
+
+    save_with: Callable[[ServiceForm], models.Model] | None = None  # set by TenantAdmin.get_form
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.save_with is None or self.errors:
+            return
+        try:
+            with transaction.atomic():
+                self.instance = self.save_with(self)
+        except ValidationError as error:
+            self.add_error(None, _form_error(self, error))
+
+
 class TenantAdmin(admin.ModelAdmin):
     """Base of every admin page of a tenant model.
 
     `role_perms` says what each non-operator role may do; the operator may do everything.
-    Creations that must respect limits go through service functions (`create_object`).
+    With `service_saves`, adds and changes are service functions (`create_object`,
+    `change_object`, called while the form is validated; the services write the audit rows);
+    with `service_deletes`, deletes are (`delete_model`, `delete_queryset`).
     """
 
     role_perms: dict[Role, frozenset[str]] = {}
-    service_creates = False
+    service_saves = False
     service_deletes = False
 
     def _perms(self, request: HttpRequest) -> frozenset[str]:
@@ -91,26 +132,52 @@ class TenantAdmin(admin.ModelAdmin):
             kwargs["queryset"] = visible(db_field.related_model, request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        obj._audit_fields = list(form.changed_data)
-        if change or not self.service_creates:
-            super().save_model(request, obj, form, change)
-            return
-        created = self.create_object(request, obj, form)
-        obj.pk = created.pk
-        obj._state.adding = False
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if self.service_saves:
+            if not issubclass(form, ServiceForm):
+                raise ImproperlyConfigured(f"{type(self).__name__}: its forms must be ServiceForms")
+            form.save_with = staticmethod(partial(self.save_with_services, request))
+        return form
 
-    def create_object(self, request: HttpRequest, obj: Any, form: Any) -> Any:
+    def save_with_services(self, request: HttpRequest, form: ServiceForm) -> models.Model:
+        """Called by the form as its last validation step, inside the admin's transaction."""
+        if form.instance.pk is None:
+            return self.create_object(request, form)
+        current = self.get_object(request, str(form.instance.pk))  # as stored, not as posted
+        if current is None:
+            raise PermissionDenied
+        self.change_object(request, current, form)
+        current.refresh_from_db()
+        return current
+
+    def create_object(self, request: HttpRequest, form: Any) -> models.Model:
+        """Create the object from `form.cleaned_data` through its service function."""
         raise NotImplementedError
 
+    def change_object(self, request: HttpRequest, obj: Any, form: Any) -> None:
+        """Apply `form.cleaned_data` to `obj` (as stored) through the service functions."""
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if self.service_saves:
+            return  # saved by the service functions while the form was validated
+        obj._audit_fields = list(form.changed_data)
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if not self.service_saves:
+            super().save_related(request, form, formsets, change)
+
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        if not self.service_creates:  # the service function already wrote the audit row
+        if not self.service_saves:  # else the service function already wrote the audit row
             audit.record(request.user, f"{obj._meta.model_name}.create", obj, via="admin")
         return super().log_addition(request, obj, message)
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        audit.record(request.user, f"{obj._meta.model_name}.change", obj, via="admin",
-                     fields=getattr(obj, "_audit_fields", []))
+        if not self.service_saves:  # else the service functions already wrote the audit rows
+            audit.record(request.user, f"{obj._meta.model_name}.change", obj, via="admin",
+                         fields=getattr(obj, "_audit_fields", []))
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
@@ -126,11 +193,21 @@ def _force_reseller(request: HttpRequest, form: Any) -> None:
         del form.base_fields["reseller"]
 
 
+def _reseller_for(request: HttpRequest, form: Any) -> Reseller | None:
+    """The reseller of a new customer or plan: the seat's own for reseller staff."""
+    if role_of(request.user) == Role.RESELLER:
+        return request.user.reseller
+    return form.cleaned_data.get("reseller")
+
+
 @admin.register(MailHost)
 class MailHostAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: VIEW}
     list_display = ["name", "fqdn", "queue", "active"]
     search_fields = ["name", "fqdn"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["name"] if obj is not None else []  # the name is its agent's queue
 
 
 @admin.register(Reseller)
@@ -140,7 +217,7 @@ class ResellerAdmin(TenantAdmin):
     search_fields = ["name"]
 
 
-class CustomerForm(forms.ModelForm):
+class CustomerForm(ServiceForm):
     class Meta:
         model = Customer
         fields = ["reseller", "name", "email"]
@@ -149,7 +226,7 @@ class CustomerForm(forms.ModelForm):
 @admin.register(Customer)
 class CustomerAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: ALL}
-    service_creates = True
+    service_saves = True
     form = CustomerForm
     list_display = ["name", "email", "reseller", "created_at"]
     list_select_related = ["reseller"]
@@ -158,41 +235,33 @@ class CustomerAdmin(TenantAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         _force_reseller(request, form)
-        if obj is None:
-            form.reseller_of_seat = request.user.reseller if role_of(request.user) == Role.RESELLER else None
-            form.clean = _customer_pool_clean(form)
         return form
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["reseller"] if obj is not None else []
 
-    def create_object(self, request: HttpRequest, obj: Customer, form: Any) -> Customer:
-        reseller = getattr(form, "reseller_of_seat", None) or form.cleaned_data.get("reseller")
-        return customer_create(
-            reseller=reseller, name=obj.name, email=obj.email, acting_user=request.user
-        )
+    def create_object(self, request: HttpRequest, form: Any) -> Customer:
+        data = form.cleaned_data
+        return customer_create(reseller=_reseller_for(request, form), name=data["name"],
+                               email=data["email"], acting_user=request.user)
+
+    def change_object(self, request: HttpRequest, obj: Customer, form: Any) -> None:
+        data = form.cleaned_data
+        customer_update(customer=obj, name=data["name"], email=data["email"], acting_user=request.user)
 
 
-def _customer_pool_clean(form_class: Any) -> Any:
-    base_clean = form_class.clean
-
-    def clean(self: Any) -> Any:
-        data = base_clean(self)
-        reseller = form_class.reseller_of_seat or data.get("reseller")
-        # Runs inside the admin's transaction: the lock is held until the customer is saved.
-        check_customer_pool(lock_reseller(reseller.pk) if reseller else None)
-        return data
-
-    return clean
+class PlanForm(ServiceForm):
+    class Meta:
+        model = Plan
+        fields = ["reseller", "name", *PLAN_LIMITS]
 
 
 @admin.register(Plan)
 class PlanAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: VIEW, Role.RESELLER: ALL}
-    list_display = [
-        "name", "reseller", "max_domains", "max_mailboxes", "max_forwards", "max_robots",
-        "max_lists", "default_quota_mb", "total_quota_mb",
-    ]
+    service_saves = True
+    form = PlanForm
+    list_display = ["name", "reseller", *PLAN_LIMITS]
     list_select_related = ["reseller"]
     search_fields = ["name"]
 
@@ -204,32 +273,27 @@ class PlanAdmin(TenantAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["reseller"] if obj is not None else []
 
-    def save_model(self, request: HttpRequest, obj: Plan, form: Any, change: bool) -> None:
-        if not change and role_of(request.user) == Role.RESELLER:
-            obj.reseller_id = request.user.reseller_id
-        super().save_model(request, obj, form, change)
+    def create_object(self, request: HttpRequest, form: Any) -> Plan:
+        data = form.cleaned_data
+        return plan_create(reseller=_reseller_for(request, form), name=data["name"], acting_user=request.user,
+                           **{f: data[f] for f in PLAN_LIMITS if f in data})
+
+    def change_object(self, request: HttpRequest, obj: Plan, form: Any) -> None:
+        data = form.cleaned_data
+        plan_update(plan=obj, name=data["name"], acting_user=request.user,
+                    **{f: data[f] for f in PLAN_LIMITS if f in data})
 
 
-class PackForm(forms.ModelForm):
+class PackForm(ServiceForm):
     class Meta:
         model = Pack
         fields = ["customer", "plan", "mail_host", "label"]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        customer, plan = data.get("customer"), data.get("plan")
-        if customer and plan:
-            check_pack_plan(customer, plan)
-        host = data.get("mail_host")
-        if host and not host.active and (self.instance.pk is None or host != self.instance.mail_host):
-            raise ValidationError(_("This mail host does not accept new packs."))
-        return data
 
 
 @admin.register(Pack)
 class PackAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: ALL}
-    service_creates = True
+    service_saves = True
     form = PackForm
     list_display = ["__str__", "customer", "plan", "mail_host", "created_at"]
     list_select_related = ["customer", "plan", "mail_host"]
@@ -238,25 +302,20 @@ class PackAdmin(TenantAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["customer"] if obj is not None else []
 
-    def save_model(self, request: HttpRequest, obj: Pack, form: Any, change: bool) -> None:
-        """A new mail host moves the pack's domains there (and off the old host)."""
-        if change and "mail_host" in form.changed_data:
-            new_host = obj.mail_host
-            obj.mail_host_id = form.initial["mail_host"]
-            super().save_model(request, obj, form, change)
-            pack_move(pack=obj, mail_host=new_host, acting_user=request.user)
-            obj.mail_host = new_host
-            return
-        super().save_model(request, obj, form, change)
+    def create_object(self, request: HttpRequest, form: Any) -> Pack:
+        data = form.cleaned_data
+        return pack_create(customer=data["customer"], plan=data["plan"], mail_host=data["mail_host"],
+                           label=data["label"], acting_user=request.user)
 
-    def create_object(self, request: HttpRequest, obj: Pack, form: Any) -> Pack:
-        return pack_create(
-            customer=obj.customer, plan=obj.plan, mail_host=obj.mail_host, label=obj.label,
-            acting_user=request.user,
-        )
+    def change_object(self, request: HttpRequest, obj: Pack, form: Any) -> None:
+        """The plan is checked on every save; a new mail host moves the pack's domains there."""
+        data = form.cleaned_data
+        pack_update(pack=obj, plan=data["plan"], label=data["label"], acting_user=request.user)
+        if data["mail_host"] != obj.mail_host:
+            pack_move(pack=obj, mail_host=data["mail_host"], acting_user=request.user)
 
 
-class DomainForm(forms.ModelForm):
+class DomainForm(ServiceForm):
     postmaster_password = forms.CharField(
         label=_("Password of postmaster"),
         widget=forms.PasswordInput(render_value=False),
@@ -275,16 +334,8 @@ class DomainForm(forms.ModelForm):
         check_password_strength(password)
         return password
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        pack = data.get("pack")
-        if pack is not None:
-            # Runs inside the admin's transaction: the locks last until the domain is saved.
-            check_domain_limits(lock_pack(pack.pk))
-        return data
 
-
-class DomainChangeForm(forms.ModelForm):
+class DomainChangeForm(ServiceForm):
     class Meta:
         model = Domain
         fields = ["pack"]
@@ -302,7 +353,7 @@ def sync_state_label(sync: Any, revision: int) -> str:
 @admin.register(Domain)
 class DomainAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: frozenset({"view", "add"})}
-    service_creates = True
+    service_saves = True
     list_display = ["unicode_name", "name", "pack", "revision", "mail_host_state", "created_at"]
     list_select_related = ["pack__plan", "pack__customer", "sync"]
     search_fields = ["name"]
@@ -351,23 +402,61 @@ class DomainAdmin(TenantAdmin):
         for domain in queryset:
             domain_delete(domain=domain, acting_user=request.user)
 
-    def create_object(self, request: HttpRequest, obj: Domain, form: Any) -> Domain:
-        domain = domain_create(pack=obj.pack, name=obj.name, acting_user=request.user)
+    def create_object(self, request: HttpRequest, form: Any) -> Domain:
+        """The domain and its postmaster, both or neither (a full pack or pool refuses either)."""
+        data = form.cleaned_data
+        domain = domain_create(pack=data["pack"], name=data["name"], acting_user=request.user)
         mailbox_create(
             domain=domain, local_part="postmaster", real_name="Postmaster",
-            password=form.cleaned_data["postmaster_password"], is_admin=True,
-            acting_user=request.user,
+            password=data["postmaster_password"], is_admin=True, acting_user=request.user,
         )
         return domain
+
+    def change_object(self, request: HttpRequest, obj: Domain, form: Any) -> None:
+        """Nothing of a domain is edited here (its name and pack are read-only)."""
+
+
+MAILBOX_ACCESS = ["enabled", "allow_pop3", "allow_imap", "allow_smtp"]
+MAILBOX_EDITABLE = ["real_name", "quota_mb", "is_admin", *MAILBOX_ACCESS]
+
+
+class MailboxForm(ServiceForm):
+    class Meta:
+        model = Mailbox
+        fields = MAILBOX_EDITABLE
 
 
 @admin.register(Mailbox)
 class MailboxAdmin(TenantAdmin):
+    """Only what a service function changes is edited here; the name, domain, routing and
+    vacation are read-only (the domain's own screens change routing and vacation); the password
+    hash is never shown."""
+
     role_perms = {Role.SUPPORT: VIEW, Role.RESELLER: VIEW}
+    service_saves = True
+    form = MailboxForm
     list_display = ["local_part", "domain", "real_name", "quota_mb", "is_admin", "enabled", "mail_host_state"]
     list_select_related = ["domain__sync"]
     search_fields = ["local_part", "domain__name", "real_name"]
-    exclude = ["password_hash"]
+    fields = [
+        "domain", "local_part", *MAILBOX_EDITABLE, "routing", "forward_to", "keep_copy",
+        "vacation_enabled", "vacation_subject", "vacation_message", "vacation_start", "vacation_end",
+        "vacation_days", "revision", "quota_used_bytes", "mail_host_state",
+    ]
+    readonly_fields = [name for name in fields if name not in MAILBOX_EDITABLE]
+
+    def change_object(self, request: HttpRequest, obj: Mailbox, form: Any) -> None:
+        """Each changed field through its service function (one audit row and revision each)."""
+        data, changed, user = form.cleaned_data, set(form.changed_data), request.user
+        if "real_name" in changed:
+            mailbox_set_real_name(mailbox=obj, real_name=data["real_name"], acting_user=user)
+        if "quota_mb" in changed:
+            mailbox_set_quota(mailbox=obj, quota_mb=data["quota_mb"], acting_user=user)
+        if "is_admin" in changed:
+            mailbox_set_admin(mailbox=obj, is_admin=data["is_admin"], acting_user=user)
+        access = {name: data[name] for name in MAILBOX_ACCESS if name in changed}
+        if access:
+            mailbox_set_access(mailbox=obj, acting_user=user, **access)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # mailboxes are created with their password in the domain's screens

@@ -58,6 +58,27 @@ def customer_create(
     return customer
 
 
+def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
+    """Set on `obj` the values that differ from its own; return the names of those fields."""
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    return changed
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, name: str, email: str = "", acting_user: Any) -> Customer:
+    """Rename a customer or change its contact address (its reseller never changes)."""
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    changed = _assign(locked, {"name": name.strip(), "email": email.strip()})
+    if not changed:
+        return locked
+    locked.full_clean(exclude=["reseller"])
+    locked.save(update_fields=changed)
+    audit.record(acting_user, "customer.change", locked, fields=changed)
+    return locked
+
+
 def check_pack_plan(customer: Customer, plan: Plan) -> None:
     if plan.reseller_id != customer.reseller_id:
         raise ValidationError(_("This plan is not sold to this customer."), code="plan")
@@ -73,6 +94,73 @@ def pack_create(
     pack = Pack.objects.create(customer=customer, plan=plan, mail_host=mail_host, label=label)
     audit.record(acting_user, "pack.create", pack, plan=plan.name, mail_host=mail_host.name)
     return pack
+
+
+@transaction.atomic
+def pack_update(*, pack: Pack, plan: Plan, label: str = "", acting_user: Any) -> Pack:
+    """Change a pack's plan or label. The plan is checked on every save: only a plan of the
+    customer's own reseller (the limits are that reseller's). A new mail host is `pack_move`."""
+    locked = lock_pack(pack.pk)
+    check_pack_plan(locked.customer, plan)
+    changed = _assign(locked, {"plan": plan, "label": label.strip()})
+    if not changed:
+        return locked
+    locked.full_clean(exclude=["customer", "mail_host"])
+    locked.save(update_fields=changed)
+    audit.record(acting_user, "pack.change", locked, fields=changed, plan=plan.name)
+    return locked
+
+
+PLAN_LIMITS = (
+    "max_domains", "max_mailboxes", "max_forwards", "max_robots", "max_lists",
+    "default_quota_mb", "total_quota_mb",
+)
+
+
+def _save_plan(plan: Plan, update_fields: list[str] | None = None) -> None:
+    """Validate a plan (its name unique among its reseller's plans, the operator's included;
+    the model's field validators and constraints) and save it."""
+    name_taken = _("There is already a plan named “%(name)s”.") % {"name": plan.name}
+    same_name = Plan.objects.filter(reseller_id=plan.reseller_id, name=plan.name).exclude(pk=plan.pk)
+    if same_name.exists():
+        raise ValidationError(name_taken, code="unique")
+    plan.full_clean()
+    try:
+        with transaction.atomic():
+            plan.save(update_fields=update_fields)
+    except IntegrityError:  # a concurrent create of the same name
+        raise ValidationError(name_taken, code="unique") from None
+
+
+def _plan_values(name: str, limits: dict[str, int]) -> dict[str, Any]:
+    unknown = set(limits) - set(PLAN_LIMITS)
+    if unknown:
+        raise TypeError(f"not a limit of a plan: {', '.join(sorted(unknown))}")
+    return {"name": name.strip(), **limits}
+
+
+@transaction.atomic
+def plan_create(*, reseller: Reseller | None, name: str, acting_user: Any, **limits: int) -> Plan:
+    """A plan of `reseller` (None: the operator's own); `limits`: any of PLAN_LIMITS."""
+    locked = lock_reseller(reseller.pk if reseller else None)
+    plan = Plan(reseller=locked, **_plan_values(name, limits))
+    _save_plan(plan)
+    audit.record(acting_user, "plan.create", plan)
+    return plan
+
+
+@transaction.atomic
+def plan_update(*, plan: Plan, name: str, acting_user: Any, **limits: int) -> Plan:
+    """Rename a plan or change its limits (its reseller never changes); they apply to what is
+    created next, nothing already created is removed."""
+    lock_reseller(plan.reseller_id)
+    locked = Plan.objects.select_for_update().get(pk=plan.pk)
+    changed = _assign(locked, _plan_values(name, limits))
+    if not changed:
+        return locked
+    _save_plan(locked, update_fields=changed)
+    audit.record(acting_user, "plan.change", locked, fields=changed)
+    return locked
 
 
 def check_domain_limits(pack: Pack) -> None:

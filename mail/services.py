@@ -231,11 +231,33 @@ def mailbox_set_access(
     allow_imap: bool | None = None, allow_smtp: bool | None = None, acting_user: Any,
 ) -> None:
     changes = {"enabled": enabled, "allow_pop3": allow_pop3, "allow_imap": allow_imap, "allow_smtp": allow_smtp}
-    changes = {k: bool(v) for k, v in changes.items() if v is not None}
+    changes = {k: bool(v) for k, v in changes.items() if v is not None and bool(v) != getattr(mailbox, k)}
+    if not changes:
+        return
     for field_name, value in changes.items():
         setattr(mailbox, field_name, value)
     _touch(mailbox, domain_changed(mailbox.domain), *changes)
     audit.record(acting_user, "mailbox.set_access", mailbox, **changes)
+
+
+@transaction.atomic
+def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Any) -> None:
+    real_name = clean_text(real_name, max_length=200, single_line=True)
+    if real_name == mailbox.real_name:
+        return
+    mailbox.real_name = real_name
+    _touch(mailbox, domain_changed(mailbox.domain), "real_name")
+    audit.record(acting_user, "mailbox.set_real_name", mailbox)
+
+
+@transaction.atomic
+def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> None:
+    """Make a mailbox an admin of its domain, or a plain account again (postmaster always is one)."""
+    if bool(is_admin) == mailbox.is_admin:
+        return
+    mailbox.is_admin = bool(is_admin)
+    _touch(mailbox, domain_changed(mailbox.domain), "is_admin")
+    audit.record(acting_user, "mailbox.set_admin", mailbox, is_admin=mailbox.is_admin)
 
 
 @transaction.atomic
