@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -156,6 +157,12 @@ class MailHost(models.Model):
     name = models.SlugField(_("name"), max_length=63, unique=True)
     fqdn = models.CharField(_("host name"), max_length=253, blank=True)
     active = models.BooleanField(_("accepts new packs"), default=True)
+    # Where this host's doveadm server listens (address: the host name): a moving pack's mail is
+    # copied to it with `doveadm sync` from the old host.
+    doveadm_port = models.PositiveIntegerField(
+        _("doveadm port"), default=12424, validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text=_("TCP port of the host's doveadm server, used to copy mail when a pack moves here."),
+    )
 
     objects = MailHostQuerySet.as_manager()
 
@@ -170,6 +177,11 @@ class MailHost(models.Model):
     @property
     def queue(self) -> str:
         return f"host.{self.name}"
+
+    @property
+    def doveadm_target(self) -> str:
+        """The `doveadm sync` destination of this host's doveadm server."""
+        return f"tcp:{self.fqdn or self.name}:{self.doveadm_port}"
 
 
 class ResellerQuerySet(ScopedQuerySet):

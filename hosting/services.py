@@ -241,14 +241,21 @@ def domain_delete(*, domain: Domain, acting_user: Any) -> None:
 
 @transaction.atomic
 def pack_move(*, pack: Pack, mail_host: MailHost, acting_user: Any) -> None:
-    """Place a pack on another mail host: its domains are applied there and removed from the old one."""
+    """Place a pack on another mail host: its domains are applied there, their mail is copied
+    there, and only then are they removed from the old one (one DomainMove per domain)."""
+    from provisioning.models import DomainMove
+    from provisioning.services import open_move
+
     locked = lock_pack(pack.pk)
     if locked.mail_host_id == mail_host.pk:
         return
     if not mail_host.active:
         raise ValidationError(_("This mail host does not accept new packs."), code="host")
+    if DomainMove.objects.open().filter(domain__pack=locked).exists():
+        raise ValidationError(_("A move of this pack is still in progress."), code="moving")
     old = locked.mail_host
     Pack.objects.filter(pk=locked.pk).update(mail_host=mail_host)
     for domain in Domain.objects.filter(pack=locked):
         domain_changed(domain)
+        open_move(domain, old, mail_host)
     audit.record(acting_user, "pack.move", locked, old_host=old.name, new_host=mail_host.name)

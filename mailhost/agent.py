@@ -9,6 +9,8 @@ panel's database. Configuration from the environment:
   MAILHOST_BROKER_DIR    folder of that file broker (default: var/broker of the project)
   MAILHOST_POSTFIX_DIR   Postfix config dir to reload on routing changes (unset: no daemons)
   MAILHOST_REMOVAL       delete (default) or archive: what becomes of a removed maildir
+  MAILHOST_DOVECOT_CONF  the Dovecot config doveadm uses to copy a moving domain's mail
+                         (default: ROOT/dovecot/dovecot.conf of a mailhost.stack, else doveadm's own)
 
 Run: celery -A mailhost.agent worker -Q host.<name>
 """
@@ -23,22 +25,27 @@ from typing import Any
 from celery import Celery
 
 from mailhost import lists, maps
-from mailhost.apply import HostConfig, apply
+from mailhost.apply import HostConfig, apply, copy_away
+from mailhost.migrate import MigrateError
 from mailhost.render import RenderError
 
 log = logging.getLogger(__name__)
 REPORT_TASK = "provisioning.report"
+MIGRATED_TASK = "provisioning.migrated"
 PANEL_QUEUE = "panel"
 
 
 def config_from_env() -> HostConfig:
     postfix_dir = os.environ.get("MAILHOST_POSTFIX_DIR")
+    root = Path(os.environ.get("MAILHOST_ROOT", "var/mailhost")).resolve()
+    dovecot_conf = Path(os.environ.get("MAILHOST_DOVECOT_CONF") or root / "dovecot" / "dovecot.conf")
     return HostConfig(
         name=os.environ.get("MAILHOST_NAME", "local"),
-        root=Path(os.environ.get("MAILHOST_ROOT", "var/mailhost")).resolve(),
+        root=root,
         postfix_dir=Path(postfix_dir) if postfix_dir else None,
         removal=os.environ.get("MAILHOST_REMOVAL", "delete"),
         smtp_port=int(os.environ.get("MAILHOST_SMTP_PORT", "25")),
+        dovecot_conf=dovecot_conf if dovecot_conf.exists() else None,
     )
 
 
@@ -108,6 +115,25 @@ def apply_document(document: dict[str, Any]) -> None:
         return
     log.info("%s@%s %s (applied=%s)", outcome.domain, outcome.revision, outcome.state, outcome.applied)
     report(domain=outcome.domain, revision=outcome.revision, state=outcome.state)
+
+
+@app.task(name="mailhost.migrate", acks_late=True)
+def migrate_domain(request: dict[str, Any]) -> None:
+    """Copy a moving domain's mail to its new host (mailhost.migrate) and tell the panel: what
+    was copied, or the error. The maildirs stay until the panel sends the "absent" document."""
+    _prepare()
+    move, domain = request.get("move"), str(request.get("domain"))
+    try:
+        copied = copy_away(request, CONFIG)
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the panel must be told
+        log.exception("copy of %s to %s failed", domain, request.get("target"))
+        text = str(error) if isinstance(error, MigrateError) else f"{type(error).__name__}: {error}"
+        app.send_task(MIGRATED_TASK, kwargs={"host": CONFIG.name, "move": move, "domain": domain,
+                                             "error": text[:2000]}, queue=PANEL_QUEUE)
+        return
+    log.info("%s copied to %s in %.2f s: %s", domain, request.get("target"), copied.seconds, copied.copied)
+    app.send_task(MIGRATED_TASK, kwargs={"host": CONFIG.name, "move": move, "domain": copied.domain,
+                                         "copied": copied.copied, "seconds": copied.seconds}, queue=PANEL_QUEUE)
 
 
 @app.task(name="mailhost.maintain")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailhost import lists, maps, render
+from mailhost import lists, maps, migrate, render
 from mailhost.layout import RootLayout
 from mailhost.render import RenderError
 
@@ -43,6 +43,7 @@ class HostConfig(RootLayout):
     removal: str = "delete"  # or "archive": what becomes of a removed mailbox's maildir
     mail_user: str = "mail"
     smtp_port: int = 25  # where mlmmj sends the list's mail (the host's Postfix)
+    dovecot_conf: Path | None = None  # the Dovecot whose doveadm copies mail away (None: doveadm's default)
 
 
 @dataclass
@@ -269,6 +270,7 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
                 "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
                 (domain, int(rows is not None), revision),
             )
+            migrate.release(db, domain)  # a hold of a move ends with the panel's next word on the domain
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -290,6 +292,14 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         return outcome
     finally:
         db.close()
+
+
+def copy_away(request: dict[str, Any], cfg: HostConfig) -> migrate.Copied:
+    """Copy a moving domain's mail to its new host (mailhost.migrate), never during an apply."""
+    domain = render.domain_name(request.get("domain"))
+    with _domain_lock(cfg, domain):
+        return migrate.migrate(request, maps_db=cfg.maps_db, vmail_root=cfg.vmail_root,
+                               postfix_dir=cfg.postfix_dir, dovecot_conf=cfg.dovecot_conf)
 
 
 def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: dict[str, Any]) -> Outcome:

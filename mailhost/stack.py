@@ -35,6 +35,7 @@ import os
 import pty
 import pwd
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -47,12 +48,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailhost import migrate
 from mailhost.layout import RootLayout
 from mailhost.maps import (
     DOVECOT_AUTH_QUERY,
     DOVECOT_ITERATE_QUERY,
     DOVECOT_USER_QUERY,
     POSTFIX_QUERIES,
+    connect,
     create,
 )
 
@@ -81,7 +84,10 @@ SINK_UNSAFE = r"[^a-z0-9@._+-]"
 
 # Environment variables that override StackConfig fields in the CLI.
 ENV_PREFIX = "MAILSTACK_"
-PORT_FIELDS = ("smtp_port", "submission_port", "pop3_port", "imap_port", "quota_policy_port")
+PORT_FIELDS = ("smtp_port", "submission_port", "pop3_port", "imap_port", "quota_policy_port", "doveadm_port")
+# The doveadm password (shared by every host a mailbox may move between): this variable, else
+# the file already under the root, else a new random one. Never in the repository.
+DOVEADM_PASSWORD_ENV = ENV_PREFIX + "DOVEADM_PASSWORD"
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -104,6 +110,7 @@ class StackConfig(RootLayout):
     pop3_port: int = 2110
     imap_port: int = 2143
     quota_policy_port: int = 12340
+    doveadm_port: int = 12424  # doveadm server (dsync of mailboxes between hosts), password-protected
     hostname: str = "mail.panel.test"
 
     def __post_init__(self) -> None:
@@ -145,6 +152,7 @@ class StackConfig(RootLayout):
             "pop3": self.pop3_port,
             "imap": self.imap_port,
             "quota-status": self.quota_policy_port,
+            "doveadm": self.doveadm_port,
         }
 
     # --- data the agent and the tests use: maps_db, vmail_root, mlmmj_root from RootLayout ---
@@ -203,6 +211,11 @@ class StackConfig(RootLayout):
     @property
     def dovecot_state(self) -> Path:
         return self.dovecot_dir / "state"
+
+    @property
+    def doveadm_password_file(self) -> Path:
+        """The doveadm server's password (root only): the same on every host mail moves between."""
+        return self.dovecot_dir / "doveadm-password"
 
     @property
     def dovecot_pid_file(self) -> Path:
@@ -545,7 +558,7 @@ def check_ports_free(config: StackConfig) -> None:
     raise StackError(
         "cannot start the mail stack:\n  " + "\n  ".join(problems)
         + "\n(stop that process, or choose other ports with MAILSTACK_SMTP_PORT, MAILSTACK_SUBMISSION_PORT, "
-        "MAILSTACK_POP3_PORT, MAILSTACK_IMAP_PORT, MAILSTACK_QUOTA_POLICY_PORT)"
+        "MAILSTACK_POP3_PORT, MAILSTACK_IMAP_PORT, MAILSTACK_QUOTA_POLICY_PORT, MAILSTACK_DOVEADM_PORT)"
     )
 
 
@@ -715,9 +728,11 @@ def postfix_main_cf(config: StackConfig) -> str:
         # Relaying is for loopback clients (Dovecot's Sieve replies, mlmmj) and logged-in users;
         # every non-local recipient ends in the sink anyway.
         "smtpd_relay_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-        # A disabled mailbox is refused at RCPT TO (550); Dovecot's quota-status refuses an
-        # over-quota recipient there too (552 5.2.2).
+        # A domain handed over to another host is deferred at RCPT TO (450, mailhost.migrate); a
+        # disabled mailbox is refused there (550); Dovecot's quota-status refuses an over-quota
+        # recipient there too (552 5.2.2).
         "smtpd_recipient_restrictions": (
+            f"check_recipient_access {_postfix_map(config, 'moving')}, "
             f"check_recipient_access {_postfix_map(config, 'disabled')}, "
             f"check_policy_service inet:{HOST}:{config.quota_policy_port}"
         ),
@@ -864,6 +879,10 @@ mail_location = maildir:~/Maildir
 mail_plugins = $mail_plugins quota
 # Sieve replies and redirects go back through this stack's Postfix.
 submission_host = {HOST}:{config.smtp_port}
+# doveadm server: another host's `doveadm sync -u USER tcp:{HOST}:{config.doveadm_port}` copies a
+# mailbox here when its domain moves (mailhost.migrate); the password is read from its file.
+doveadm_port = {config.doveadm_port}
+doveadm_password = <{config.doveadm_password_file}
 
 passdb {{
   driver = sql
@@ -904,6 +923,12 @@ service auth {{
     mode = 0600
     user = postfix
     group = postfix
+  }}
+}}
+service doveadm {{
+  inet_listener {{
+    address = {HOST}
+    port = {config.doveadm_port}
   }}
 }}
 service quota-status {{
@@ -947,6 +972,14 @@ def dovecot_sql_conf(config: StackConfig) -> str:
     )
 
 
+def doveadm_password(config: StackConfig) -> str:
+    """MAILSTACK_DOVEADM_PASSWORD, else the one already under the root, else a new random one."""
+    password = os.environ.get(DOVEADM_PASSWORD_ENV, "").strip()
+    if not password and config.doveadm_password_file.exists():
+        password = config.doveadm_password_file.read_text().strip()
+    return password or secrets.token_urlsafe(24)
+
+
 def _check_traversable(path: Path) -> None:
     """Users mail, postfix, list and dovecot must be able to reach the root."""
     for parent in [path, *path.parents]:
@@ -973,6 +1006,8 @@ def write_layout(config: StackConfig) -> None:
     # folder (WAL -wal/-shm files); Dovecot's auth workers run as root.
     _mkdir(config.maps_db.parent, 0o2770, "root", "postfix")
     create(config.maps_db)
+    with contextlib.closing(connect(config.maps_db)) as db:
+        migrate.create_schema(db)
     os.chown(config.maps_db, 0, _gid("postfix"))
     config.maps_db.chmod(0o660)
     for extra in ("-wal", "-shm"):
@@ -992,7 +1027,7 @@ def write_layout(config: StackConfig) -> None:
     _write(config.postfix_dir / "main.cf", postfix_main_cf(config))
     _write(config.postfix_dir / "master.cf", postfix_master_cf(config))
     _mkdir(config.postfix_maps_dir, 0o750, "root", "postfix")
-    for name, query in POSTFIX_QUERIES.items():
+    for name, query in {**POSTFIX_QUERIES, "moving": migrate.POSTFIX_QUERY}.items():
         _write(config.postfix_maps_dir / f"{name}.cf", postfix_map_cf(config, query), 0o640, "root", "postfix")
     _write(config.sink_script, sink_script(config), 0o755)
 
@@ -1002,6 +1037,7 @@ def write_layout(config: StackConfig) -> None:
     _mkdir(config.dovecot_state, 0o750)
     _write(config.dovecot_conf, dovecot_conf(config))
     _write(config.dovecot_sql_conf, dovecot_sql_conf(config), 0o640, "root", "dovecot")
+    _write(config.doveadm_password_file, doveadm_password(config), 0o600)
 
     _write(config.state_file, json.dumps(dataclasses.asdict(config), default=str, indent=2) + "\n")
 

@@ -8,6 +8,7 @@ reconcile re-sends every domain whose host lags.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Domain, DomainChildQuerySet, MailHost
@@ -71,3 +72,63 @@ class RetiredDomain(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.host}"
+
+
+class MoveState(models.TextChoices):
+    WAITING = "waiting_new_host", _("waiting for the new host")
+    COPYING = "copying", _("copying mail")
+    REMOVING = "removing_old", _("mail copied, removing from the old host")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class DomainMoveQuerySet(DomainChildQuerySet):
+    def open(self) -> models.QuerySet:
+        """Moves not finished yet (the old host still keeps the domain and its maildirs)."""
+        return self.exclude(state=MoveState.DONE)
+
+
+class DomainMove(models.Model):
+    """A domain handed from one mail host to another, mail included (provisioning.services):
+    the new host confirms the domain, the old host copies every mailbox there (doveadm sync),
+    then, only then, the old host removes the domain and its maildirs."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="moves", verbose_name=_("domain"))
+    from_host = models.ForeignKey(MailHost, on_delete=models.PROTECT, related_name="+",
+                                  verbose_name=_("from mail host"))
+    to_host = models.ForeignKey(MailHost, on_delete=models.PROTECT, related_name="+",
+                                verbose_name=_("to mail host"))
+    # The new host must confirm at least this revision (the move's) before mail is copied there.
+    revision = models.PositiveBigIntegerField(_("revision"))
+    state = models.CharField(_("state"), max_length=20, choices=MoveState.choices, default=MoveState.WAITING)
+    error = models.TextField(_("error"), blank=True)
+    copied = models.JSONField(_("mailboxes copied"), default=list, blank=True)
+    attempts = models.PositiveIntegerField(_("copy attempts"), default=0)
+    created_at = models.DateTimeField(_("started"), auto_now_add=True)
+    copy_sent_at = models.DateTimeField(_("copy asked"), null=True, blank=True)
+    copied_at = models.DateTimeField(_("mail copied"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = DomainMoveQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("domain move")
+        verbose_name_plural = _("domain moves")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain"], condition=~models.Q(state="done"), name="one_open_move_per_domain"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.from_host} → {self.to_host}"
+
+    def describe(self) -> str:
+        """The state as the admin shows it: "failed: <error>", "done (<when>)"."""
+        if self.state == MoveState.FAILED:
+            return f"{self.get_state_display()}: {self.error}"
+        if self.state == MoveState.DONE and self.finished_at:
+            when = formats.date_format(timezone.localtime(self.finished_at), "DATETIME_FORMAT")
+            return f"{self.get_state_display()} ({when})"
+        return str(self.get_state_display())

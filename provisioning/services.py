@@ -7,27 +7,36 @@
 3. `push` reads the domain under its row lock (a consistent snapshot) and sends the document to the
    queue of the domain's host; `record_report` stores what the host says back.
 4. `reconcile` re-sends every domain whose host lags (the durable record drives it, not the queue).
+
+A domain that moves to another host (`hosting.services.pack_move`) keeps its old host, mail and
+all, until the new one has it: a `DomainMove` is opened; when the new host confirms the move's
+revision, the old host's agent copies every mailbox there (`mailhost.migrate`: doveadm sync, then
+it defers the domain's mail with 4xx, then a final sync) and reports (`record_migrated`); only
+then is the domain retired from the old host ("absent" document: its maildirs go), and the move
+is done when the old host confirms that. A failed copy keeps everything on the old host.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from hosting.models import Domain, MailHost
 from provisioning import snapshot
-from provisioning.models import DomainSync, RetiredDomain
+from provisioning.models import DomainMove, DomainSync, MoveState, RetiredDomain
 
 log = logging.getLogger(__name__)
 
 APPLY_TASK = "mailhost.apply"
+MIGRATE_TASK = "mailhost.migrate"
 STALE_AFTER = timedelta(seconds=60)
+COPY_STALE_AFTER = timedelta(minutes=10)  # a copy of big mailboxes takes a while: asked again after
 
 
 def schedule_push(domain_id: int) -> None:
@@ -67,7 +76,8 @@ def push(domain_id: int) -> int | None:
         host = domain.pack.mail_host
         sync, _created = DomainSync.objects.select_for_update().get_or_create(domain=domain)
         if sync.host_id is not None and sync.host_id != host.pk:
-            _retire_from(sync.host, domain.name, domain.revision)
+            # Never retired here: the move removes the domain from the old host once its mail is copied.
+            open_move(domain, sync.host, host)
         DomainSync.objects.filter(pk=sync.pk).update(
             host=host, sent_revision=domain.revision, sent_at=timezone.now(), attempts=F("attempts") + 1
         )
@@ -80,6 +90,65 @@ def _retire_from(old_host: MailHost, name: str, revision: int) -> None:
         name=name, host=old_host, defaults={"revision": revision, "confirmed": False, "error": ""}
     )
     transaction.on_commit(lambda: schedule_retired_push(retired.pk))
+
+
+def open_move(domain: Domain, from_host: MailHost, to_host: MailHost) -> DomainMove | None:
+    """Record, in the caller's transaction, that the domain leaves `from_host` for `to_host` at
+    its current revision (the caller bumped it). An open move of the domain is kept as it is."""
+    if from_host.pk == to_host.pk or DomainMove.objects.open().filter(domain=domain).exists():
+        return None
+    return DomainMove.objects.create(domain=domain, from_host=from_host, to_host=to_host, revision=domain.revision)
+
+
+def copy_request(move: DomainMove) -> dict[str, Any]:
+    """What the old host's agent needs to copy the domain's mail: its mailboxes and the target."""
+    from mail.models import Mailbox
+
+    names = Mailbox.objects.filter(domain_id=move.domain_id).order_by("local_part").values_list("local_part", flat=True)
+    return {
+        "move": move.pk,
+        "domain": move.domain.name,
+        "mailboxes": [f"{local}@{move.domain.name}" for local in names],
+        "target": move.to_host.doveadm_target,
+    }
+
+
+def ask_copy(move_id: int, *, states: tuple[str, ...]) -> bool:
+    """Claim a move in one of `states` for a copy and send the request to the old host's agent.
+    Returns whether this call sent it (a redelivered report claims nothing and sends nothing)."""
+    claimed = DomainMove.objects.filter(pk=move_id, state__in=states).update(
+        state=MoveState.COPYING, copy_sent_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return False
+    move = DomainMove.objects.select_related("domain", "from_host", "to_host").get(pk=move_id)
+    request = copy_request(move)
+    transaction.on_commit(
+        lambda: current_app.send_task(MIGRATE_TASK, args=[request], queue=move.from_host.queue)
+    )
+    return True
+
+
+def record_migrated(*, host: str, move: int, domain: str, copied: list[str] | None = None,
+                    error: str = "") -> None:
+    """Store what the old host says of a copy; once copied, retire the domain from it."""
+    with transaction.atomic():
+        found = (
+            DomainMove.objects.select_for_update().select_related("domain", "from_host")
+            .filter(pk=move, from_host__name=host, domain__name=domain, state__in=[MoveState.COPYING, MoveState.FAILED])
+            .first()
+        )
+        if found is None:
+            return  # another host, or a late report of a copy already taken in
+        if error:
+            DomainMove.objects.filter(pk=found.pk).update(state=MoveState.FAILED, error=error)
+            log.warning("host %s failed to copy %s: %s", host, domain, error)
+            return
+        DomainMove.objects.filter(pk=found.pk).update(
+            state=MoveState.REMOVING, error="", copied=list(copied or []), copied_at=timezone.now()
+        )
+        revision = Domain.objects.values_list("revision", flat=True).get(pk=found.domain_id)
+        _retire_from(found.from_host, domain, revision)
 
 
 def push_retired(retired_id: int) -> None:
@@ -95,6 +164,10 @@ def record_report(*, host: str, domain: str, revision: int, state: str, error: s
         RetiredDomain.objects.filter(host__name=host, name=domain, revision__lte=revision).update(
             confirmed=not error, error=error
         )
+        if not error:
+            DomainMove.objects.filter(domain__name=domain, from_host__name=host, state=MoveState.REMOVING).update(
+                state=MoveState.DONE, finished_at=now
+            )
         return
     syncs = DomainSync.objects.filter(domain__name=domain, host__name=host)
     if error:
@@ -104,9 +177,13 @@ def record_report(*, host: str, domain: str, revision: int, state: str, error: s
     syncs.filter(applied_revision__lt=revision).update(
         applied_revision=revision, applied_at=now, error="", error_revision=0
     )
+    for move_id in DomainMove.objects.filter(
+        domain__name=domain, to_host__name=host, state=MoveState.WAITING, revision__lte=revision
+    ).values_list("pk", flat=True):
+        ask_copy(move_id, states=(MoveState.WAITING,))
 
 
-def reconcile(stale_after: timedelta = STALE_AFTER) -> int:
+def reconcile(stale_after: timedelta = STALE_AFTER, copy_stale_after: timedelta = COPY_STALE_AFTER) -> int:
     """Re-send every domain whose host has not confirmed its revision in time. Returns how many."""
     cutoff = timezone.now() - stale_after
     lagging = DomainSync.objects.filter(applied_revision__lt=F("domain__revision")).filter(
@@ -120,7 +197,25 @@ def reconcile(stale_after: timedelta = STALE_AFTER) -> int:
         "pk", flat=True
     ):
         schedule_retired_push(retired_id)
+    reconcile_moves(cutoff, timezone.now() - copy_stale_after)
     return len(ids)
+
+
+def reconcile_moves(cutoff: datetime, copy_cutoff: datetime) -> int:
+    """Ask again for the copy of every move that stalls: the new host confirmed but the copy was
+    never asked (a lost report), a copy unanswered since `copy_cutoff`, a failed one. Returns how many."""
+    confirmed = DomainSync.objects.filter(
+        domain_id=OuterRef("domain_id"), host_id=OuterRef("to_host_id"), applied_revision__gte=OuterRef("revision")
+    )
+    stalled = DomainMove.objects.filter(
+        Q(state=MoveState.WAITING, created_at__lt=cutoff) & Exists(confirmed)
+        | Q(state=MoveState.COPYING, copy_sent_at__lt=copy_cutoff)
+        | Q(state=MoveState.FAILED, copy_sent_at__lt=cutoff)
+    )
+    asked = 0
+    for move in stalled.values("pk", "state"):
+        asked += ask_copy(move["pk"], states=(move["state"],))
+    return asked
 
 
 def resync_host(host: MailHost) -> int:

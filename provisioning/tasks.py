@@ -23,6 +23,12 @@ def report(*, host: str, domain: str, revision: int, state: str = "present", err
     services.record_report(host=host, domain=domain, revision=revision, state=state, error=error)
 
 
+@shared_task(name="provisioning.migrated", acks_late=True)
+def migrated(*, host: str, move: int, domain: str, copied: list[str] | None = None, error: str = "",
+             seconds: float = 0.0) -> None:
+    services.record_migrated(host=host, move=move, domain=domain, copied=copied, error=error)
+
+
 @shared_task(name="provisioning.reconcile")
 def reconcile() -> int:
     return services.reconcile()
