@@ -485,18 +485,36 @@ def _assert_old_state(cfg: HostConfig, before: dict[str, Any], scripts: list[Pat
 
 
 def test_failing_insert_rolls_back_to_the_old_state(cfg: HostConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transaction's last write (the domain's revision) fails after the domain's mailbox rows
+    were really updated (dave) and inserted (zoe) inside it: none of those writes stays."""
     before, scripts = _start(cfg)
-    real_rows = render.rows
+    db = maps.connect(cfg.maps_db)
+    db.execute(  # a trigger of the test, in the host's own database: refuses revision 2 of the domain
+        "CREATE TRIGGER refuse_revision_2 BEFORE UPDATE OF revision ON domains "
+        "WHEN NEW.domain = 'example.test' AND NEW.revision = 2 BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    db.close()
+    statements: list[str] = []
+    real_connect = maps.connect
 
-    def duplicated(doc: dict[str, Any]) -> render.DomainRows:
-        rows = real_rows(doc)
-        return render.DomainRows(rows.mailboxes + rows.mailboxes[:1], rows.aliases, rows.transports)
+    def traced(path: str | Path) -> sqlite3.Connection:
+        connection = real_connect(path)
+        connection.set_trace_callback(statements.append)
+        return connection
 
-    monkeypatch.setattr(render, "rows", duplicated)
-    with pytest.raises((sqlite3.IntegrityError, RenderError)):
+    monkeypatch.setattr(maps, "connect", traced)
+    with pytest.raises(sqlite3.IntegrityError, match="refused"):
         apply(_changed(), cfg)
-    _assert_old_state(cfg, before, scripts)
     monkeypatch.undo()
+
+    _assert_old_state(cfg, before, scripts)
+    begin = statements.index("BEGIN IMMEDIATE")  # and the writes did run inside the transaction
+    written = [s for s in statements[begin:] if s.startswith(("UPDATE mailboxes", "INSERT INTO mailboxes"))]
+    assert any("dave@example.test" in s for s in written) and any("zoe@example.test" in s for s in written)
+    assert statements[-1] == "ROLLBACK"
+    db = maps.connect(cfg.maps_db)
+    db.execute("DROP TRIGGER refuse_revision_2")
+    db.close()
     assert apply(_changed(), cfg).applied
     assert "zoe@example.test" in mailboxes(cfg)
 
