@@ -47,7 +47,7 @@ from mail.services import (
     mailbox_set_quota,
     mailbox_set_real_name,
 )
-from provisioning.models import SyncState
+from provisioning.models import DomainMove, SyncState
 from provisioning.services import retry
 
 admin.site.site_header = _("Mail hosting administration")
@@ -203,7 +203,7 @@ def _reseller_for(request: HttpRequest, form: Any) -> Reseller | None:
 @admin.register(MailHost)
 class MailHostAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: VIEW}
-    list_display = ["name", "fqdn", "queue", "active"]
+    list_display = ["name", "fqdn", "queue", "doveadm_port", "active"]
     search_fields = ["name", "fqdn"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -300,7 +300,16 @@ class PackAdmin(TenantAdmin):
     search_fields = ["label", "customer__name", "domains__name"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["customer"] if obj is not None else []
+        return ["customer", "domain_moves"] if obj is not None else []
+
+    @admin.display(description=_("moves to another mail host"))
+    def domain_moves(self, obj: Pack) -> str:
+        """The last move of each of the pack's domains: where to, its state, when it finished."""
+        moves = DomainMove.objects.filter(domain__pack=obj).select_related("domain", "from_host", "to_host")
+        latest: dict[int, DomainMove] = {}
+        for move in moves:
+            latest.setdefault(move.domain_id, move)
+        return "; ".join(move_label(move) for move in latest.values()) or "-"
 
     def create_object(self, request: HttpRequest, form: Any) -> Pack:
         data = form.cleaned_data
@@ -350,11 +359,18 @@ def sync_state_label(sync: Any, revision: int) -> str:
     return str(state.label)
 
 
+def move_label(move: DomainMove | None) -> str:
+    """"alpha.test: mx1 → mx2, copying mail" (the move's state, its error, when it finished)."""
+    if move is None:
+        return "-"
+    return f"{move.domain.name}: {move.from_host} → {move.to_host}, {move.describe()}"
+
+
 @admin.register(Domain)
 class DomainAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: frozenset({"view", "change"}), Role.RESELLER: frozenset({"view", "add"})}
     service_saves = True
-    list_display = ["unicode_name", "name", "pack", "revision", "mail_host_state", "created_at"]
+    list_display = ["unicode_name", "name", "pack", "revision", "mail_host_state", "last_move", "created_at"]
     list_select_related = ["pack__plan", "pack__customer", "sync"]
     search_fields = ["name"]
     actions = ["retry_provisioning"]
@@ -362,6 +378,16 @@ class DomainAdmin(TenantAdmin):
     @admin.display(description=_("on the mail host"))
     def mail_host_state(self, obj: Domain) -> str:
         return sync_state_label(getattr(obj, "sync", None), obj.revision)
+
+    @admin.display(description=_("move to another mail host"))
+    def last_move(self, obj: Domain) -> str:
+        moves = list(obj.moves.all())  # prefetched, newest first
+        return move_label(moves[0]) if moves else "-"
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        return super().get_queryset(request).prefetch_related(
+            models.Prefetch("moves", queryset=DomainMove.objects.select_related("domain", "from_host", "to_host"))
+        )
 
     @admin.action(description=_("Send again to the mail host"))
     def retry_provisioning(self, request: HttpRequest, queryset: Any) -> None:
@@ -381,12 +407,12 @@ class DomainAdmin(TenantAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["name", "pack", "revision", "mail_host_state"] if obj is not None else []
+        return ["name", "pack", "revision", "mail_host_state", "last_move"] if obj is not None else []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ["pack", "name", "postmaster_password"]
-        return ["name", "pack", "revision", "mail_host_state"]
+        return ["name", "pack", "revision", "mail_host_state", "last_move"]
 
     service_deletes = True
 

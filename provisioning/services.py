@@ -123,10 +123,12 @@ def ask_copy(move_id: int, *, states: tuple[str, ...]) -> bool:
         return False
     move = DomainMove.objects.select_related("domain", "from_host", "to_host").get(pk=move_id)
     request = copy_request(move)
-    transaction.on_commit(
-        lambda: current_app.send_task(MIGRATE_TASK, args=[request], queue=move.from_host.queue)
-    )
+    transaction.on_commit(lambda: send_copy(move.from_host, request))
     return True
+
+
+def send_copy(host: MailHost, request: dict[str, Any]) -> None:
+    current_app.send_task(MIGRATE_TASK, args=[request], queue=host.queue)
 
 
 def record_migrated(*, host: str, move: int, domain: str, copied: list[str] | None = None,

@@ -125,8 +125,10 @@ def test_resync_host_sends_every_domain_again(cast: Cast, outbox: dict) -> None:
 
 
 def test_moving_a_pack_applies_on_the_new_host_and_removes_from_the_old(
-    cast: Cast, outbox: dict, django_capture_on_commit_callbacks
+    cast: Cast, outbox: dict, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    copies: list[Any] = []
+    monkeypatch.setattr(services, "send_copy", lambda host, request: copies.append(request))
     with django_capture_on_commit_callbacks(execute=True):
         services.push(cast.a.domain.pk)
     new_host = MailHostFactory(name="mx2")
@@ -135,6 +137,13 @@ def test_moving_a_pack_applies_on_the_new_host_and_removes_from_the_old(
     with django_capture_on_commit_callbacks(execute=True):
         services.push(cast.a.domain.pk)
     assert [h for h, _d in outbox["documents"]] == ["mx1", "mx2"]
+    # Removed from the old host only once the new one has the domain and its mail (tests/test_pack_move.py).
+    cast.a.domain.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record_report(host="mx2", domain="alpha-domain.test", revision=cast.a.domain.revision,
+                               state="present")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record_migrated(host="mx1", move=copies[0]["move"], domain="alpha-domain.test", copied=[])
     retired = RetiredDomain.objects.get(name="alpha-domain.test", host__name="mx1")
     with django_capture_on_commit_callbacks(execute=True):
         services.push_retired(retired.pk)
