@@ -1,7 +1,7 @@
 """Settings of the panel, read from the environment with safe defaults.
 
 Nothing here needs a server to start: without DATABASE_URL the panel uses a SQLite file under
-var/, without REDIS_URL an embedded Celery broker (kombu's filesystem transport) and a file cache.
+var/, without REDIS_URL an embedded Celery broker (one SQLite file, mailhost/broker.py) and a file cache.
 DEBUG is off unless asked; a missing production setting is named by a system check
 (config/checks.py) rather than guessed.
 """
@@ -12,6 +12,7 @@ import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env_bool, env_int, env_list, env_str
+from mailhost import broker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -193,15 +194,9 @@ STORAGES = {
 DJANGO_TABLES2_TEMPLATE = "tables/table.html"
 DJANGO_TABLES2_PAGE_RANGE = 7
 
-# Celery: Redis when REDIS_URL is set, otherwise a broker in files under var/ that needs no server.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-if not REDIS_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(VAR_DIR / "broker"),
-        "data_folder_out": str(VAR_DIR / "broker"),
-        "control_folder": str(VAR_DIR / "broker-control"),
-        "polling_interval": 0.2,
-    }
+# Celery: Redis when REDIS_URL is set, otherwise the embedded broker, a SQLite file under var/ that
+# needs no server (mailhost/broker.py; the local agent's default is the same file).
+CELERY_BROKER_URL = REDIS_URL or broker.url_for(VAR_DIR / broker.FILE_NAME)
 CELERY_TASK_DEFAULT_QUEUE = "panel"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -5,8 +5,8 @@ panel's database. Configuration from the environment:
 
   MAILHOST_NAME          the host's name in the panel (queue `host.<name>`)       required
   MAILHOST_ROOT          where maps.sqlite, vmail/, mlmmj/ and archive/ live        required
-  MAILHOST_BROKER_URL    the broker (redis://...); default: the panel's embedded file broker
-  MAILHOST_BROKER_DIR    folder of that file broker (default: var/broker of the project)
+  MAILHOST_BROKER_URL    the broker (redis://...); default: the panel's embedded broker, the file
+                         VAR_DIR/broker.sqlite3 (VAR_DIR: var/ of the project), see mailhost/broker.py
   MAILHOST_POSTFIX_DIR   Postfix config dir to reload on routing changes (unset: no daemons)
   MAILHOST_REMOVAL       delete (default) or archive: what becomes of a removed maildir
   MAILHOST_DOVECOT_CONF  the Dovecot config doveadm uses to copy a moving domain's mail
@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import Celery
 
-from mailhost import lists, maps
+from mailhost import broker, lists, maps
 from mailhost.apply import HostConfig, apply, copy_away
 from mailhost.migrate import MigrateError
 from mailhost.render import RenderError
@@ -49,23 +49,13 @@ def config_from_env() -> HostConfig:
     )
 
 
-def _broker() -> tuple[str, dict[str, Any]]:
-    url = os.environ.get("MAILHOST_BROKER_URL", "")
-    if url:
-        return url, {}
-    folder = os.environ.get("MAILHOST_BROKER_DIR") or str(Path(__file__).resolve().parent.parent / "var" / "broker")
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
-        "data_folder_in": folder, "data_folder_out": folder, "control_folder": folder + "-control",
-        "polling_interval": 0.2,
-    }
+def _broker() -> str:
+    return os.environ.get("MAILHOST_BROKER_URL") or broker.default_url()
 
 
 CONFIG = config_from_env()
-_url, _options = _broker()
-app = Celery("mailhost", broker=_url)
+app = Celery("mailhost", broker=_broker())
 app.conf.update(
-    broker_transport_options=_options,
     task_default_queue=f"host.{CONFIG.name}",
     task_acks_late=True,
     task_reject_on_worker_lost=True,

@@ -61,7 +61,7 @@ def test_settings_follow_the_environment() -> None:
     code = ("from django.conf import settings as s; "
             "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL.split(':')[0])")
     default = run_manage({"SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "a.test"}, "shell", "--no-imports", "-c", code)
-    assert default.stdout.split() == ["False", "django.db.backends.sqlite3", "filesystem"], default.stderr
+    assert default.stdout.split() == ["False", "django.db.backends.sqlite3", "sqlite"], default.stderr
     configured = run_manage({
         "DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://127.0.0.1:6379/3",
     }, "shell", "--no-imports", "-c", code)

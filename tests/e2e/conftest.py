@@ -118,6 +118,18 @@ def workers(mail_stack: Stack, django_db_setup: None, django_db_blocker: object,
     yield from started(make_workers(mail_stack, log_dir))
 
 
+@pytest.fixture(autouse=True)
+def workers_alive(request: pytest.FixtureRequest) -> None:
+    """Before each test that uses the workers: both alive, or the test fails at once with the
+    dead one's log (rather than waiting for a report that cannot come)."""
+    if "workers" not in request.fixturenames:
+        return
+    workers: Workers = request.getfixturevalue("workers")
+    deaths = [death for death in (workers.panel.death(), workers.agent.death()) if death]
+    if deaths:
+        pytest.fail("\n\n".join(deaths), pytrace=False)
+
+
 PASSWORD = "Panel-Password-2026"
 
 

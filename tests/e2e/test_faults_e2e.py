@@ -20,6 +20,7 @@ from django.urls import reverse
 from hosting.services import domain_changed
 from mail.models import Mailbox
 from mail.services import mailbox_set_access
+from mailhost import broker
 from mailhost.passwords import hash_password
 from provisioning import services, snapshot
 from provisioning.models import DomainSync, SyncState
@@ -117,7 +118,7 @@ def test_documents_delivered_twice_or_out_of_order_change_nothing(e2e: E2E) -> N
 
 def restart_broker() -> None:
     """Lose every queued message: restart Redis (it keeps nothing on disk here), or empty the
-    file broker's folder when no Redis is configured."""
+    embedded broker's file when no Redis is configured."""
     if settings.REDIS_URL:
         subprocess.run(["redis-cli", "-u", settings.REDIS_URL, "shutdown", "nosave"], check=False,
                        capture_output=True, timeout=30)
@@ -129,9 +130,10 @@ def restart_broker() -> None:
         wait_for(lambda: subprocess.run(["redis-cli", "-u", settings.REDIS_URL, "ping"],
                                         capture_output=True, check=False).returncode == 0)
     else:
-        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
-        for name in os.listdir(folder):
-            os.unlink(os.path.join(folder, name))
+        db = sqlite3.connect(broker.path_of(settings.CELERY_BROKER_URL), timeout=30)
+        with db:
+            db.execute("DELETE FROM kombu_message")
+        db.close()
 
 
 def test_broker_restart_loses_nothing(e2e: E2E) -> None:

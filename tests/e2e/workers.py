@@ -1,6 +1,6 @@
 """Real Celery workers for the end-to-end tests: the panel's (queue "panel") and the mail-host
-agent's (queue "host.<name>"), through the broker the settings select (Redis in CI, the file
-broker otherwise), on the test database, driving the real mail stack."""
+agent's (queue "host.<name>"), through the broker the settings select (Redis in CI, the embedded
+SQLite broker otherwise), on the test database, driving the real mail stack."""
 
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ class Worker:
         self.mark()
         self.start()
 
+    def death(self) -> str:
+        """'' while the worker runs; else how it ended, with the tail of its log."""
+        if self.process is None:
+            return f"the {self.name} worker was never started"
+        code = self.process.poll()
+        if code is None:
+            return ""
+        return f"the {self.name} worker is dead (exit code {code}); the end of {self.log}:\n{tail(self.log, 40)}"
+
 
 @dataclass
 class Workers:
@@ -87,14 +96,12 @@ def make_workers(stack: Stack, log_dir: Path) -> Workers:
     host_name = f"e2e{secrets.token_hex(3)}"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MAILHOST_", "DATABASE_URL"))}
     panel_env = {**base, "DATABASE_URL": database_url(), "VAR_DIR": str(settings.VAR_DIR)}
-    broker_dir = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}).get("data_folder_in", "")
     agent_env = {
         **base,
         "MAILHOST_NAME": host_name,
         "MAILHOST_ROOT": str(stack.config.root),
         "MAILHOST_POSTFIX_DIR": str(stack.config.postfix_dir),
-        "MAILHOST_BROKER_URL": settings.REDIS_URL,
-        "MAILHOST_BROKER_DIR": broker_dir,
+        "MAILHOST_BROKER_URL": settings.CELERY_BROKER_URL,  # the panel's: Redis or the embedded file
         "MAILHOST_SMTP_PORT": str(stack.config.smtp_port),
     }
     common = ["worker", "--pool", "solo", "-l", "info", "--without-heartbeat", "--without-gossip",
