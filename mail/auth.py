@@ -62,10 +62,12 @@ def _attempt_limits(request: HttpRequest, address: str) -> dict[str, int]:
     }
 
 
-def _forget_expired(now: datetime) -> None:
-    """Delete a few rows whose window has ended, one statement per row, so that a delete never
-    holds one row while waiting for another (no deadlock with an attempt being counted)."""
-    for pk in LoginThrottle.objects.filter(window_ends__lte=now).values_list("pk", flat=True)[:10]:
+def _forget_expired(now: datetime, keep: list[str]) -> None:
+    """Delete a few other keys' rows whose window has ended (an attempt's own rows are reused),
+    one statement per row, so that a delete never holds one row while waiting for another (no
+    deadlock with an attempt being counted)."""
+    ended = LoginThrottle.objects.filter(window_ends__lte=now).exclude(key__in=keep)
+    for pk in ended.values_list("pk", flat=True)[:10]:
         LoginThrottle.objects.filter(pk=pk, window_ends__lte=now).delete()
 
 
@@ -80,8 +82,8 @@ def take_attempt(limits: dict[str, int]) -> bool:
     """
     now = timezone.now()
     ends = now + timedelta(seconds=settings.MAILBOX_LOGIN_WINDOW_SECONDS)
-    _forget_expired(now)
     keys = sorted(limits)
+    _forget_expired(now, keep=keys)
     restart = Q(window_ends__lte=now) | Q(count=0)
     within = True
     with transaction.atomic():

@@ -1,19 +1,22 @@
 """The QmailAdmin-style mailbox login, the mailbox's own pages, and how sessions end.
 
-Failed logins are counted per client IP and per address in the cache, which is shared by the
-whole test run: every test that fails a login uses its own REMOTE_ADDR and its own mailbox.
+Failed logins are counted per client IP and per address in `LoginThrottle` rows (rolled back
+after each test); every test that fails a login still uses its own REMOTE_ADDR and its own mailbox.
+The parallel case, against a real server, is tests/test_login_throttle_server.py.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.html import escape
 
-from mail.models import Mailbox
+from mail.models import LoginThrottle, Mailbox
 from mailhost.passwords import verify_password
 from tests.conftest import login_mailbox
 from tests.factories import MAILBOX_PASSWORD, USER_PASSWORD, DomainFactory, MailboxFactory
@@ -246,6 +249,97 @@ def test_failures_below_the_limit_do_not_block_the_right_password(cast):
     response = post_login(client, "almost", "alpha-domain.test", MAILBOX_PASSWORD, ip="10.9.8.8")
 
     assert response.status_code == 302
+
+
+def counted(key: str) -> int:
+    row = LoginThrottle.objects.filter(key=key).first()
+    return row.count if row else 0
+
+
+def test_a_success_gives_its_attempt_back_and_failures_stay_counted(cast):
+    MailboxFactory(domain=cast.a.domain, local_part="counted")
+    client = english_client()
+    for _attempt in range(2):
+        post_login(client, "counted", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.1")
+
+    response = post_login(client, "counted", "alpha-domain.test", MAILBOX_PASSWORD, ip="10.9.6.1")
+
+    assert response.status_code == 302
+    assert counted("addr:counted@alpha-domain.test") == 2
+    assert counted("ip:10.9.6.1") == 2
+
+
+def test_refused_attempts_are_counted_too(cast):
+    MailboxFactory(domain=cast.a.domain, local_part="hammered")
+    client = english_client()
+    for _attempt in range(settings.MAILBOX_LOGIN_MAX_FAILURES + 3):
+        post_login(client, "hammered", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.2")
+
+    assert counted("addr:hammered@alpha-domain.test") == settings.MAILBOX_LOGIN_MAX_FAILURES + 3
+
+
+def test_the_window_does_not_slide(cast):
+    MailboxFactory(domain=cast.a.domain, local_part="steady")
+    client = english_client()
+    post_login(client, "steady", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.3")
+    first = LoginThrottle.objects.get(key="addr:steady@alpha-domain.test").window_ends
+
+    post_login(client, "steady", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.3")
+
+    row = LoginThrottle.objects.get(key="addr:steady@alpha-domain.test")
+    assert (row.count, row.window_ends) == (2, first)
+    assert first - timezone.now() <= timedelta(seconds=settings.MAILBOX_LOGIN_WINDOW_SECONDS)
+
+
+def test_after_the_window_the_address_may_log_in_again_and_counting_restarts(cast):
+    MailboxFactory(domain=cast.a.domain, local_part="patient")
+    client = english_client()
+    for _attempt in range(settings.MAILBOX_LOGIN_MAX_FAILURES + 1):
+        post_login(client, "patient", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.4")
+    LoginThrottle.objects.update(window_ends=timezone.now() - timedelta(seconds=1))
+
+    failed = post_login(client, "patient", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.4")
+
+    assert non_field_errors(failed) == [INVALID_LOGIN]
+    row = LoginThrottle.objects.get(key="addr:patient@alpha-domain.test")
+    assert row.count == 1
+    assert row.window_ends > timezone.now() + timedelta(seconds=settings.MAILBOX_LOGIN_WINDOW_SECONDS - 60)
+
+
+def test_the_window_starts_at_the_first_failure_not_at_an_earlier_success(cast):
+    MailboxFactory(domain=cast.a.domain, local_part="earlybird")
+    client = english_client()
+    post_login(client, "earlybird", "alpha-domain.test", MAILBOX_PASSWORD, ip="10.9.6.7")
+    LoginThrottle.objects.update(window_ends=timezone.now() + timedelta(seconds=10))  # nearly over
+
+    post_login(english_client(), "earlybird", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.7")
+
+    row = LoginThrottle.objects.get(key="addr:earlybird@alpha-domain.test")
+    assert row.count == 1
+    assert row.window_ends > timezone.now() + timedelta(seconds=settings.MAILBOX_LOGIN_WINDOW_SECONDS - 60)
+
+
+def test_rows_of_ended_windows_are_deleted(cast):
+    LoginThrottle.objects.create(key="ip:10.9.6.99", count=7, window_ends=timezone.now() - timedelta(seconds=1))
+    LoginThrottle.objects.create(key="ip:10.9.6.98", count=7, window_ends=timezone.now() + timedelta(minutes=1))
+
+    post_login(english_client(), "nobody", "alpha-domain.test", "Not-The-Password-1", ip="10.9.6.5")
+
+    assert set(LoginThrottle.objects.values_list("key", flat=True)) == {
+        "ip:10.9.6.98", "ip:10.9.6.5", "addr:nobody@alpha-domain.test",
+    }
+
+
+def test_the_standalone_password_page_is_throttled_too(cast):
+    MailboxFactory(domain=cast.a.domain, local_part="pagethrottled")
+    client = english_client()
+    for _attempt in range(settings.MAILBOX_LOGIN_MAX_FAILURES):
+        post_change_password(client, "pagethrottled@alpha-domain.test", "Not-The-Password-1", ip="10.9.6.6")
+
+    response = post_change_password(client, "pagethrottled@alpha-domain.test", MAILBOX_PASSWORD, ip="10.9.6.6")
+
+    assert response.status_code == 400
+    assert TOO_MANY in response.content.decode()
 
 
 # --- the mailbox's own page and its password --------------------------------------------------
