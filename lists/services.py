@@ -12,6 +12,7 @@ from hosting import audit
 from hosting.models import Domain
 from hosting.services import domain_changed
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
+from mail.routing_rules import check_removal
 from mail.services import claim_name
 from mail.validators import clean_text, normalize_address
 
@@ -75,6 +76,7 @@ def list_member_remove(*, mailing_list: MailingList, address: str, kind: str = M
 @transaction.atomic
 def list_delete(*, mailing_list: MailingList, acting_user: Any) -> None:
     domain = mailing_list.domain
+    check_removal(domain=domain, local=mailing_list.name)
     audit.record(acting_user, "list.delete", mailing_list)
     mailing_list.delete()
     domain_changed(domain)

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from hosting import audit
 from hosting.models import Domain, Pack
 from hosting.services import domain_changed, limit_allows, lock_pack
+from mail import routing_rules
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
 from mail.validators import clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
@@ -146,32 +147,23 @@ def mailbox_set_password(*, mailbox: Mailbox, password: str, acting_user: Any) -
 MAX_DESTINATIONS = 10
 
 
-def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, own: str = "") -> list[str]:
-    """Validate forward destinations: `name` alone means a mailbox of this domain, which must
-    exist; a forward of this domain as destination is refused (chains lose mail); no duplicates."""
+def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local: str) -> list[str]:
+    """Validate the destinations local@domain is to forward to: `name` alone means a mailbox of
+    this domain, which must exist; no duplicates; no chain nor loop (`routing_rules`)."""
     result: list[str] = []
     for raw in values:
         raw = (raw or "").strip()
         if not raw:
             continue
         if "@" not in raw:
-            local = normalize_local_part(raw)
-            if not Mailbox.objects.filter(domain=domain, local_part=local).exists():
+            name = normalize_local_part(raw)
+            if not Mailbox.objects.filter(domain=domain, local_part=name).exists():
                 raise ValidationError(
                     _("%(name)s is not a POP account of this domain.") % {"name": raw}, code="destination"
                 )
-            address = f"{local}@{domain.name}"
+            address = f"{name}@{domain.name}"
         else:
             address = normalize_address(raw)
-            local, _at, host = address.partition("@")
-            if host == domain.name and Forward.objects.filter(domain=domain, local_part=local).exists():
-                raise ValidationError(
-                    _("%(address)s is itself a forward: forward to the final address instead.")
-                    % {"address": raw},
-                    code="chain",
-                )
-        if address == own:
-            raise ValidationError(_("An address cannot forward to itself."), code="loop")
         if address not in result:
             result.append(address)
     if not result:
@@ -180,6 +172,7 @@ def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, own: s
         raise ValidationError(
             _("At most %(max)d destinations.") % {"max": MAX_DESTINATIONS}, code="max_destinations"
         )
+    routing_rules.check_redirect(domain=domain, local=local, destinations=result)
     return result
 
 
@@ -196,7 +189,7 @@ def mailbox_set_routing(
     if routing not in Routing.values:
         raise ValidationError(_("Choose a routing."), code="invalid")
     destinations = (
-        _destinations(mailbox.domain, forward_to, own=f"{mailbox.local_part}@{mailbox.domain.name}")
+        _destinations(mailbox.domain, forward_to, local=mailbox.local_part)
         if routing == Routing.FORWARD else []
     )
     mailbox.routing, mailbox.forward_to = routing, destinations
@@ -278,7 +271,11 @@ def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any)
         raise ValidationError(_("You cannot delete the account you are logged in with."), code="self")
     domain, local = mailbox.domain, mailbox.local_part
     pack = lock_pack(domain.pack_id)
-    destinations = _destinations(domain, [redirect_to], own=f"{local}@{domain.name}") if redirect_to else []
+    if redirect_to:
+        destinations = _destinations(domain, [redirect_to], local=local)
+    else:
+        destinations = []
+        routing_rules.check_removal(domain=domain, local=local)
     if destinations and not limit_allows(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack).count()):
         raise ValidationError(_("Maximum number of forwards reached."), code="limit")
     audit.record(acting_user, "mailbox.delete", mailbox, redirect_to=redirect_to)
@@ -293,7 +290,7 @@ def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any)
 def forward_create(*, domain: Domain, local_part: str, destinations: list[str], acting_user: Any) -> Forward:
     _pack, local = claim_name(domain, local_part, limit="max_forwards", rows=Forward.objects,
                               full=_("Maximum number of forwards reached."))
-    targets = _destinations(domain, destinations, own=f"{local}@{domain.name}")
+    targets = _destinations(domain, destinations, local=local)
     forward = Forward.objects.create(
         domain=domain, local_part=local, destinations=targets, revision=domain_changed(domain)
     )
@@ -303,9 +300,7 @@ def forward_create(*, domain: Domain, local_part: str, destinations: list[str], 
 
 @transaction.atomic
 def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Any) -> None:
-    forward.destinations = _destinations(
-        forward.domain, destinations, own=f"{forward.local_part}@{forward.domain.name}"
-    )
+    forward.destinations = _destinations(forward.domain, destinations, local=forward.local_part)
     _touch(forward, domain_changed(forward.domain), "destinations")
     audit.record(acting_user, "forward.change", forward)
 
@@ -313,6 +308,7 @@ def forward_set_destinations(*, forward: Forward, destinations: list[str], actin
 @transaction.atomic
 def forward_delete(*, forward: Forward, acting_user: Any) -> None:
     domain = forward.domain
+    routing_rules.check_removal(domain=domain, local=forward.local_part)
     audit.record(acting_user, "forward.delete", forward)
     forward.delete()
     domain_changed(domain)
@@ -324,11 +320,14 @@ def robot_create(
 ) -> Robot:
     _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
                               full=_("Maximum number of mail robots reached."))
+    copy_address = normalize_address(copy_to) if copy_to.strip() else ""
+    if copy_address:
+        routing_rules.check_redirect(domain=domain, local=local, destinations=[copy_address])
     robot = Robot.objects.create(
         domain=domain, local_part=local,
         subject=clean_text(subject, max_length=200, single_line=True),
         message=clean_text(message, max_length=4000),
-        copy_to=normalize_address(copy_to) if copy_to.strip() else "",
+        copy_to=copy_address,
         revision=domain_changed(domain),
     )
     audit.record(acting_user, "robot.create", robot)
@@ -338,6 +337,7 @@ def robot_create(
 @transaction.atomic
 def robot_delete(*, robot: Robot, acting_user: Any) -> None:
     domain = robot.domain
+    routing_rules.check_removal(domain=domain, local=robot.local_part)
     audit.record(acting_user, "robot.delete", robot)
     robot.delete()
     domain_changed(domain)
@@ -364,6 +364,7 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: An
         target = ""
     else:
         raise ValidationError(_("Choose what becomes of unknown e-mail."), code="invalid")
+    routing_rules.check_catchall(domain=domain, mode=mode, target=target)
     catchall, _created = CatchAll.objects.update_or_create(
         domain=domain, defaults={"mode": mode, "target": target, "revision": domain_changed(domain)}
     )
