@@ -39,7 +39,6 @@ from hosting.services import (
 from hosting.validators import normalize_domain
 from mail.models import Mailbox
 from mail.services import (
-    check_password_strength,
     mailbox_create,
     mailbox_delete,
     mailbox_set_access,
@@ -47,6 +46,7 @@ from mail.services import (
     mailbox_set_quota,
     mailbox_set_real_name,
 )
+from mail.validators import check_new_password
 from provisioning.models import DomainMove, SyncState
 from provisioning.services import retry
 
@@ -326,7 +326,7 @@ class PackAdmin(TenantAdmin):
 
 class DomainForm(ServiceForm):
     postmaster_password = forms.CharField(
-        label=_("Password of postmaster"),
+        label=_("Password of postmaster"), strip=False,  # check_new_password refuses end spaces
         widget=forms.PasswordInput(render_value=False),
         help_text=_("The domain is created with its postmaster account, the domain's admin."),
     )
@@ -340,7 +340,7 @@ class DomainForm(ServiceForm):
 
     def clean_postmaster_password(self) -> str:
         password = self.cleaned_data["postmaster_password"]
-        check_password_strength(password)
+        check_new_password(password)
         return password
 
 

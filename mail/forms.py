@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from mail.auth import DEFAULT_ACCOUNT
+from mail.validators import check_new_password
 
 
 class MailboxLoginForm(forms.Form):
@@ -22,8 +23,8 @@ class MailboxLoginForm(forms.Form):
         help_text=_("Your domain without www, for example example.fr."),
         widget=forms.TextInput(attrs={"autocapitalize": "none"}),
     )
-    password = forms.CharField(
-        label=_("Password"), max_length=1024,
+    password = forms.CharField(  # verified exactly as typed, as the mail server does
+        label=_("Password"), max_length=1024, strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
@@ -36,18 +37,26 @@ class MailboxLoginForm(forms.Form):
 
 
 class NewPasswordForm(forms.Form):
+    """A new password twice, kept as typed and checked by `check_new_password` (no maxlength in
+    the page: a browser would cut a longer pasted password without a word)."""
+
     new_password1 = forms.CharField(
-        label=_("New password"), max_length=1024, strip=False,
+        label=_("New password"), strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     new_password2 = forms.CharField(
-        label=_("New password (again)"), max_length=1024, strip=False,
+        label=_("New password (again)"), strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
+    def clean_new_password1(self) -> str:
+        password = self.cleaned_data["new_password1"]
+        check_new_password(password)
+        return password
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if data.get("new_password1") != data.get("new_password2"):
+        if "new_password1" in data and data["new_password1"] != data.get("new_password2"):
             raise ValidationError(_("Passwords don't match."), code="mismatch")
         return data
 

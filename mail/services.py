@@ -7,12 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.password_validation import (
-    CommonPasswordValidator,
-    MinimumLengthValidator,
-    NumericPasswordValidator,
-    validate_password,
-)
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -21,18 +15,11 @@ from django.utils.translation import gettext as _
 from hosting import audit
 from hosting.models import Domain, Pack
 from hosting.services import domain_changed, limit_allows, lock_pack
+from hosting.validators import parse_quota_mb
 from mail import routing_rules
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
-from mail.validators import clean_text, normalize_address, normalize_local_part
+from mail.validators import check_new_password, clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
-
-PASSWORD_VALIDATORS = [MinimumLengthValidator(8), CommonPasswordValidator(), NumericPasswordValidator()]
-
-
-def check_password_strength(password: str) -> None:
-    if not password:
-        raise ValidationError(_("Enter a password."), code="required")
-    validate_password(password, password_validators=PASSWORD_VALIDATORS)
 
 
 def check_mailbox_limits(pack: Pack) -> None:
@@ -75,13 +62,14 @@ def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str) -
     return pack, local
 
 
-def resolve_quota(pack: Pack, quota_mb: int | None, *, replacing: Mailbox | None = None) -> int:
-    """The quota a mailbox gets (blank: the plan's default), within the pack's total quota;
-    `replacing`: the mailbox whose current quota is being changed (not counted twice)."""
+def resolve_quota(pack: Pack, quota_mb: int | str | None, *, replacing: Mailbox | None = None) -> int:
+    """The quota a mailbox gets: whole MB up to MAX_QUOTA_MB (`parse_quota_mb`; blank: the plan's
+    default, checked the same way), within the pack's total quota; `replacing`: the mailbox whose
+    current quota is being changed (not counted twice)."""
     plan = pack.plan
-    quota = plan.default_quota_mb if quota_mb is None else int(quota_mb)
-    if quota < 0:
-        raise ValidationError(_("The quota cannot be negative."), code="quota")
+    quota = parse_quota_mb(quota_mb)
+    if quota is None:
+        quota = parse_quota_mb(plan.default_quota_mb)
     if plan.total_quota_mb:
         if quota == 0:
             raise ValidationError(_("This pack does not allow unlimited quotas."), code="quota")
@@ -105,7 +93,7 @@ def mailbox_create(
     local_part: str,
     password: str,
     real_name: str = "",
-    quota_mb: int | None = None,
+    quota_mb: int | str | None = None,
     is_admin: bool = False,
     acting_user: Any,
 ) -> Mailbox:
@@ -114,7 +102,7 @@ def mailbox_create(
     local = normalize_local_part(local_part)
     if address_taken(domain, local):
         raise ValidationError(_("Name already used."), code="unique")
-    check_password_strength(password)
+    check_new_password(password)
     quota = resolve_quota(pack, quota_mb)
     revision = domain_changed(domain)
     try:
@@ -136,8 +124,8 @@ def mailbox_create(
 
 @transaction.atomic
 def mailbox_set_password(*, mailbox: Mailbox, password: str, acting_user: Any) -> None:
-    """Check the new password's strength first, then store only its hash."""
-    check_password_strength(password)
+    """Check the new password (`check_new_password`) first, then store only its hash."""
+    check_new_password(password)
     revision = domain_changed(mailbox.domain)
     Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=hash_password(password), revision=revision)
     mailbox.refresh_from_db(fields=["password_hash", "revision"])
@@ -254,7 +242,7 @@ def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> 
 
 
 @transaction.atomic
-def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int, acting_user: Any) -> None:
+def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_user: Any) -> None:
     pack = lock_pack(mailbox.domain.pack_id)
     quota = resolve_quota(pack, quota_mb, replacing=mailbox)
     mailbox.quota_mb = quota

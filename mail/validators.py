@@ -1,9 +1,16 @@
-"""Validation of local parts and addresses, with messages that name what is wrong."""
+"""Validation of local parts, addresses, texts and mailbox passwords, with messages that name
+what is wrong."""
 
 from __future__ import annotations
 
 import re
 
+from django.contrib.auth.password_validation import (
+    CommonPasswordValidator,
+    MinimumLengthValidator,
+    NumericPasswordValidator,
+    validate_password,
+)
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -70,3 +77,37 @@ def normalize_address(value: str) -> str:
     """`local@domain` with both parts validated; the domain in its IDNA form."""
     local, domain = split_address(value)
     return f"{local}@{domain}"
+
+
+MAX_PASSWORD_LENGTH = 128
+PASSWORD_STRENGTH = [MinimumLengthValidator(8), CommonPasswordValidator(), NumericPasswordValidator()]
+# C0 controls (NUL, tab, line breaks...), DEL, C1 controls, Unicode line separators, and lone
+# surrogates (they cannot be encoded, so never hashed).
+PASSWORD_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def check_new_password(password: object) -> None:
+    """The one rule for a mailbox password being set, by any form or service: not empty, at most
+    MAX_PASSWORD_LENGTH characters, no control character, not only spaces, no space at either end
+    (mail programs often drop them, so such a password could be set but not used), then the
+    strength rules. Inner spaces are kept: a passphrase is welcome. Raises ValidationError."""
+    if not isinstance(password, str) or not password:
+        raise ValidationError(_("Enter a password."), code="required")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(
+            _("The password is too long (at most %(max)d characters)."), code="max_length",
+            params={"max": MAX_PASSWORD_LENGTH},
+        )
+    if PASSWORD_FORBIDDEN.search(password):
+        raise ValidationError(
+            _("The password contains characters that are not allowed (control characters)."),
+            code="invalid",
+        )
+    if not password.strip():
+        raise ValidationError(_("The password cannot consist of spaces only."), code="blank")
+    if password != password.strip():
+        raise ValidationError(
+            _("The password cannot start or end with a space: mail programs often drop it."),
+            code="spaces",
+        )
+    validate_password(password, password_validators=PASSWORD_STRENGTH)

@@ -25,6 +25,7 @@ DISCARD_ADDRESS = "discard@discard.invalid"
 DISCARD_DOMAIN = "discard.invalid"
 ROBOT_REPLY_SECONDS = 2000  # QmailAdmin's robots: at most 5 replies per sender per 10,000 s
 MAX_TEXT = 8000
+MAX_QUOTA_BYTES = 2**63 - 1  # SQLite's integer and Dovecot's quota limit are signed 64-bit
 
 
 class RenderError(ValueError):
@@ -178,6 +179,8 @@ def _hash(value: Any) -> str:
 def _quota(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise RenderError("invalid quota")
+    if value > MAX_QUOTA_BYTES:
+        raise RenderError(f"quota out of range: {value} bytes (at most {MAX_QUOTA_BYTES})")
     return value
 
 
