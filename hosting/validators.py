@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import string
 
 import idna
+from confusable_homoglyphs import categories, confusables
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -31,7 +33,51 @@ def normalize_domain(value: str) -> str:
         raise ValidationError(
             _("“%(value)s” is not a valid domain name."), code="invalid", params={"value": value}
         )
+    check_not_homograph(value, domain_to_unicode(ascii_name))
     return ascii_name
+
+
+# Scripts a label may mix (UTS #39 "highly restrictive"): Japanese, Chinese and Korean writing
+# mix their scripts, and Latin, in ordinary names. Any other mix is how look-alikes are made.
+MIXABLE_SCRIPTS = (
+    {"LATIN", "HAN", "HIRAGANA", "KATAKANA"}, {"LATIN", "HAN", "BOPOMOFO"}, {"LATIN", "HAN", "HANGUL"},
+)
+LATIN_LOOKALIKES = set(string.ascii_lowercase + string.digits)
+
+
+def _scripts(label: str) -> set[str]:
+    """The scripts of a label's characters; digits, hyphens and accents (COMMON, INHERITED) aside."""
+    return {categories.alias(c) for c in label} - {"COMMON", "INHERITED"}
+
+
+def _latin_lookalike(char: str) -> str:
+    """The ASCII letter or digit `char` can be taken for (Unicode's confusables), or ""."""
+    found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin", "common"]) or []
+    return next((h["c"] for entry in found for h in entry["homoglyphs"] if h["c"] in LATIN_LOOKALIKES), "")
+
+
+def check_not_homograph(value: str, unicode_name: str) -> None:
+    """Refuse a name that passes for another: a label mixing scripts ("аpple" with a Cyrillic
+    "а"), or a label of another script made only of letters that read as Latin (Cyrillic "рау"
+    reads "pay"), unless the top-level domain is of that script too (.рф)."""
+    labels = unicode_name.split(".")
+    tld_scripts = _scripts(labels[-1])
+    for label in labels:
+        scripts = _scripts(label)
+        if len(scripts) > 1 and not any(scripts <= allowed for allowed in MIXABLE_SCRIPTS):
+            raise ValidationError(
+                _("“%(value)s” mixes letters of different alphabets in “%(label)s”, as look-alike "
+                  "domain names do: type it in one alphabet."),
+                code="homograph", params={"value": value, "label": label},
+            )
+        if scripts and scripts != {"LATIN"} and scripts != tld_scripts:
+            lookalike = "".join(_latin_lookalike(c) if _scripts(c) else c for c in label)
+            if all(_latin_lookalike(c) for c in label if _scripts(c)):
+                raise ValidationError(
+                    _("“%(value)s” is written in letters of another alphabet that look like Latin "
+                      "ones (it reads as “%(lookalike)s”): type the Latin name instead."),
+                    code="homograph", params={"value": value, "lookalike": lookalike},
+                )
 
 
 def domain_to_unicode(ascii_name: str) -> str:

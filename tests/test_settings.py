@@ -66,3 +66,16 @@ def test_settings_follow_the_environment() -> None:
         "DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://127.0.0.1:6379/3",
     }, "shell", "--no-imports", "-c", code)
     assert configured.stdout.split() == ["True", "django.db.backends.postgresql", "redis"], configured.stderr
+
+
+def test_the_language_cookie_is_secure_under_https_only() -> None:
+    """The cookie /i18n/setlang/ really sets: Secure (HTTPS_ONLY), HttpOnly and SameSite=Lax."""
+    code = ("from django.test import Client; "
+            "r = Client(HTTP_HOST='a.test').post('/i18n/setlang/', {'language': 'en'}, secure=True); "
+            "c = r.cookies['django_language']; "
+            "print(r.status_code, c.value, bool(c['secure']), bool(c['httponly']), c['samesite'])")
+    base = {"SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "a.test"}
+    https = run_manage({**base, "HTTPS_ONLY": "1"}, "shell", "--no-imports", "-c", code)
+    assert https.stdout.split() == ["302", "en", "True", "True", "Lax"], https.stderr
+    plain = run_manage(base, "shell", "--no-imports", "-c", code.replace("secure=True", "secure=False"))
+    assert plain.stdout.split() == ["302", "en", "False", "True", "Lax"], plain.stderr
