@@ -16,10 +16,12 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting.roles import Role, role_of
 from hosting.validators import (
+    MAX_QUOTA_MB,
+    MAX_TOTAL_QUOTA_MB,
+    QuotaFormField,
     domain_to_unicode,
     normalize_domain,
-    validate_quota_mb,
-    validate_total_quota_mb,
+    parse_quota_mb,
 )
 
 UNLIMITED = -1
@@ -242,6 +244,25 @@ class Customer(models.Model):
         return self.name
 
 
+class QuotaField(models.PositiveIntegerField):
+    """A quota in whole MB, read by `parse_quota_mb` (digits only, at most `maximum`), in the
+    admin's form and in `full_clean` alike: 1.9, NaN, 1e99 or "10 GB" are refused, never cut."""
+
+    def __init__(self, *args: Any, maximum: int = MAX_QUOTA_MB, **kwargs: Any) -> None:
+        self.maximum = maximum
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        return name, path, args, {**kwargs, "maximum": self.maximum}
+
+    def to_python(self, value: Any) -> int | None:
+        return parse_quota_mb(value, maximum=self.maximum)
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"form_class": QuotaFormField, "maximum": self.maximum, **kwargs})
+
+
 class PlanQuerySet(ScopedQuerySet):
     reseller_path = "reseller"
 
@@ -259,13 +280,12 @@ class Plan(models.Model):
     max_forwards = models.IntegerField(_("forwards"), default=10, help_text=COUNT_HELP)
     max_robots = models.IntegerField(_("robots"), default=5, help_text=COUNT_HELP)
     max_lists = models.IntegerField(_("mailing lists"), default=10, help_text=COUNT_HELP)
-    default_quota_mb = models.PositiveIntegerField(
-        _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited."),
-        validators=[validate_quota_mb],
+    default_quota_mb = QuotaField(
+        _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited.")
     )
-    total_quota_mb = models.PositiveIntegerField(
+    total_quota_mb = QuotaField(
         _("total quota of the pack (MB)"), default=0, help_text=_("0 means unlimited."),
-        validators=[validate_total_quota_mb],
+        maximum=MAX_TOTAL_QUOTA_MB,
     )
 
     objects = PlanQuerySet.as_manager()

@@ -1,12 +1,14 @@
-"""Validation of domain names: Unicode in, IDNA (punycode) stored, Unicode shown."""
+"""Validation of domain names (Unicode in, IDNA (punycode) stored, Unicode shown) and of quotas."""
 
 from __future__ import annotations
 
 import re
 import string
+from typing import Any
 
 import idna
 from confusable_homoglyphs import categories, confusables
+from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -128,11 +130,12 @@ def parse_quota_mb(value: object, *, maximum: int = MAX_QUOTA_MB) -> int | None:
     return number
 
 
-def validate_quota_mb(value: object) -> None:
-    """Model validator: a mailbox quota (a plan's default) within what the mail server stores."""
-    parse_quota_mb(value, maximum=MAX_QUOTA_MB)
+class QuotaFormField(forms.IntegerField):
+    """A quota typed in a form, read by `parse_quota_mb`: the quota rule's messages."""
 
+    def __init__(self, *, maximum: int = MAX_QUOTA_MB, **kwargs: Any) -> None:
+        self.maximum = maximum
+        super().__init__(**kwargs)
 
-def validate_total_quota_mb(value: object) -> None:
-    """Model validator: a pack's total quota."""
-    parse_quota_mb(value, maximum=MAX_TOTAL_QUOTA_MB)
+    def to_python(self, value: Any) -> int | None:
+        return parse_quota_mb(value, maximum=self.maximum)
