@@ -301,6 +301,22 @@ def test_forward_destinations_are_refused(cast, a, destinations, code):
                                                    acting_user=cast.a.postmaster))
 
 
+def test_an_address_cannot_forward_to_itself(cast, a):
+    """The basic loop and chain; tests/test_loops.py covers every other way round."""
+    refused("loop", lambda: set_routing(cast, Routing.FORWARD, ["AlphaUser"]))
+    refused("loop", lambda: set_routing(cast, Routing.FORWARD, ["x@remote.test", "alphauser@alpha-domain.test"]))
+    refused("loop", lambda: forward_create(domain=a.domain, local_part="info", destinations=["info@alpha-domain.test"],
+                                           acting_user=cast.a.postmaster))
+
+
+def test_a_forward_of_the_domain_is_no_destination(cast, a):
+    make_forward(a.domain, "sales")
+
+    refused("chain", lambda: set_routing(cast, Routing.FORWARD, ["Sales@Alpha-Domain.test"]))
+    refused("chain", lambda: forward_create(domain=a.domain, local_part="info",
+                                            destinations=["sales@alpha-domain.test"], acting_user=cast.a.postmaster))
+
+
 def test_forward_destinations_are_normalised_and_deduplicated(cast, a):
     make_forward(a.domain, "sales")  # a remote address of the same name is no chain
     destinations = [f"d{n}@remote.test" for n in range(MAX_DESTINATIONS - 3)]
