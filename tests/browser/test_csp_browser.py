@@ -1,0 +1,118 @@
+"""The strict Content-Security-Policy breaks no page: Debian's Chromium opens the panel, allauth
+and the Django admin pages (and works their scripts: date widgets, admin actions, the TOTP page)
+and any "Content Security Policy" report, on the console or as a violation event, fails the test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import save_screenshot
+from tests.factories import MAILBOX_PASSWORD, USER_PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Runs before the page's own scripts (Playwright injects it outside the page's CSP).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(
+    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+
+class Watched:
+    """A page whose CSP reports are collected, on the console and as DOM events."""
+
+    def __init__(self, page: Any, base_url: str) -> None:
+        assert base_url.startswith("http://127.0.0.1:"), "the browser may only talk to 127.0.0.1"
+        self.page, self.base_url = page, base_url
+        self.console: list[str] = []
+        page.on("console", lambda message: self.console.append(message.text))
+        page.add_init_script(RECORD_VIOLATIONS)
+        self.visited: list[str] = []
+
+    def open(self, path: str) -> Any:
+        response = self.page.goto(f"{self.base_url}{path}")
+        assert response is not None and response.ok, f"{path}: {response and response.status}"
+        assert "script-src 'self';" in response.headers.get("content-security-policy", "") + ";"
+        self.visited.append(path)
+        self.check(path)
+        return response
+
+    def check(self, where: str) -> None:
+        events = self.page.evaluate("window.__cspViolations || []")
+        reports = [text for text in self.console if "Content Security Policy" in text]
+        assert events == [] and reports == [], f"{where}: {events} {reports}"
+
+
+def log_in(watched: Watched, email: str) -> None:
+    page = watched.page
+    watched.open("/accounts/login/")
+    page.locator("input[name='login']").fill(email)
+    page.locator("input[name='password']").fill(USER_PASSWORD)
+    page.locator("form:has(input[name='login']) button[type='submit']").click()
+    page.wait_for_load_state()
+    watched.check("after the login")
+
+
+def test_admin_pages_work_under_the_policy(transactional_db: Any, cast: Any, live_server: Any, page: Any):
+    watched = Watched(page, live_server.url)
+    log_in(watched, cast.operator.email)
+    for path in ["/admin/", "/admin/hosting/domain/", f"/admin/hosting/domain/{cast.a.domain.pk}/change/",
+                 "/admin/mail/mailbox/", f"/admin/mail/mailbox/{cast.mailbox_user.pk}/change/",
+                 "/admin/hosting/auditevent/", "/admin/hosting/plan/add/", "/admin/hosting/pack/add/"]:
+        watched.open(path)
+
+    # The changelist's actions: ticking a row shows the count (actions.js).
+    watched.open("/admin/hosting/domain/")
+    page.locator("input.action-select").first.check()
+    assert "1" in page.locator(".action-counter").inner_text()
+    page.locator("select[name='action']").select_option("retry_provisioning")
+    watched.check("the domain changelist's actions")
+
+    # A change form with date and time widgets (calendar.js, DateTimeShortcuts.js).
+    watched.open(f"/admin/hosting/user/{cast.operator.pk}/change/")
+    page.locator("#id_date_joined_0").fill("")
+    shortcuts = page.locator("#id_date_joined_0 ~ .datetimeshortcuts a")
+    shortcuts.nth(0).click()  # "Today"
+    assert page.locator("#id_date_joined_0").input_value() != ""
+    shortcuts.nth(1).click()  # the calendar
+    assert page.locator(".calendarbox:visible").count() == 1
+    page.locator("#id_date_joined_1 ~ .datetimeshortcuts a").nth(0).click()  # "Now"
+    assert page.locator("#id_date_joined_1").input_value() != ""
+    watched.check("the date widgets")
+    save_screenshot(page, "csp-admin-user-change")
+
+
+def test_allauth_and_totp_pages_work_under_the_policy(transactional_db: Any, cast: Any, live_server: Any,
+                                                      page: Any):
+    watched = Watched(page, live_server.url)
+    watched.open("/accounts/password/reset/")
+    log_in(watched, cast.a.customer_user.email)
+    for path in ["/client/", f"/client/packs/{cast.a.pack.pk}/", "/accounts/2fa/", "/accounts/2fa/totp/activate"]:
+        watched.open(path)
+    if "/reauthenticate/" in page.url:  # allauth asks for the password again before MFA changes
+        page.locator("input[name='password']").fill(USER_PASSWORD)
+        page.locator("form:has(input[name='password']) button[type='submit']").click()
+        page.wait_for_load_state()
+        watched.check("after the reauthentication")
+    assert page.locator("img[src^='data:']").count() == 1  # the QR code, a data: URI the policy allows
+    save_screenshot(page, "csp-totp-activate")
+
+
+def test_panel_pages_work_under_the_policy(transactional_db: Any, cast: Any, live_server: Any, page: Any):
+    watched = Watched(page, live_server.url)
+    watched.open("/login/")
+    page.locator("input[name='account']").fill("postmaster")
+    page.locator("input[name='domain']").fill(cast.a.domain.name)
+    page.locator("input[name='password']").fill(MAILBOX_PASSWORD)
+    page.locator("form:has(input[name='account']) button[type='submit']").click()
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/domains/{cast.a.domain.pk}/")
+    watched.check("the domain menu after the mailbox login")
+    for path in ["/me/", "/password/"]:
+        watched.open(path)
+    save_screenshot(page, "csp-panel-password")
