@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import translation
 
 from hosting.models import AuditEvent, Domain
+from lists.models import MailingList
 from lists.services import list_create, list_delete
 from mail.models import CatchAll, Forward, Mailbox, Robot
 from mail.services import (
@@ -56,6 +57,7 @@ def state() -> tuple:
         list(Mailbox.objects.order_by("pk").values_list("pk", "routing", "forward_to", "revision")),
         list(Robot.objects.order_by("pk").values_list("pk", "copy_to")),
         list(CatchAll.objects.order_by("pk").values_list("pk", "mode", "target", "revision")),
+        list(MailingList.objects.order_by("pk").values_list("pk", "revision")),
         list(Domain.objects.order_by("pk").values_list("pk", "revision")),
         AuditEvent.objects.count(),
     )
