@@ -27,7 +27,7 @@ from django.utils.html import escape
 from hosting.models import AuditEvent, Plan
 from hosting.services import plan_create
 from hosting.validators import MAX_QUOTA_MB, MAX_TOTAL_QUOTA_MB, parse_quota_mb
-from mail.models import Mailbox
+from mail.models import LoginThrottle, Mailbox
 from mail.services import mailbox_create, mailbox_set_password, mailbox_set_quota
 from mail.validators import MAX_PASSWORD_LENGTH, check_new_password
 from mailhost import maps
@@ -69,6 +69,7 @@ BAD_QUOTAS = {
     "True": (True, "invalid", NOT_WHOLE),
     "-1": (-1, "min_value", NEGATIVE),
     "'-5'": ("-5", "min_value", NEGATIVE),
+    "30 digits, negative": ("-" + "9" * 30, "min_value", NEGATIVE),
 }
 GOOD_QUOTAS = [(0, 0), (1024, 1024), ("1024", 1024), (" 512 ", 512), (2.0, 2), (MAX_QUOTA_MB, MAX_QUOTA_MB),
                ("007", 7)]
@@ -284,6 +285,8 @@ GOOD_PASSWORD = "Purple-Otter-5150"
 LONGEST = "Purple-Otter-5150-" + "x" * (MAX_PASSWORD_LENGTH - 18)
 BAD_PASSWORDS = {
     "empty": ("", "required", "Enter a password."),
+    "None": (None, "required", "Enter a password."),
+    "not a string": (12345678901, "required", "Enter a password."),
     "ten spaces": (" " * 10, "blank", "The password cannot consist of spaces only."),
     "non-breaking spaces": ("\xa0" * 10, "blank", "The password cannot consist of spaces only."),
     "leading space": (" " + GOOD_PASSWORD, "spaces",
@@ -404,6 +407,7 @@ def test_standalone_page_refuses_a_bad_new_password_with_its_message(cast, passw
     assert response.status_code == 400
     assert response.context["form"].errors == {"new_password1": [message]}
     assert stored_hash(cast.mailbox_user) == before
+    assert not LoginThrottle.objects.exists()  # refused before the old password is even tried
 
 
 def test_every_password_form_refuses_nul(cast):
