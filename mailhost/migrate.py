@@ -4,7 +4,11 @@ The panel asks for it once the new host has confirmed the domain (so the new hos
 mailbox). Under the domain's lock (no apply of the domain meanwhile):
 
 1. `doveadm sync -u ADDRESS tcp:NEW:PORT` for every mailbox, while the domain still takes mail
-   here. Two-way: what either side holds is kept on both, nothing is deleted.
+   here: two-way, so every message, folder and flag of this side goes to the new host and what
+   the new host already holds (mail delivered there first) is kept; dsync renumbers messages
+   delivered on both sides meanwhile. When both sides created INBOX on their own (different
+   GUIDs) a two-way sync never converges ("Remote lost mailbox GUID", exit 2 at every run): then
+   one-way (`-1`: this side's mail copied over, the new host's kept), this side being about to go.
 2. Hold: this host's Postfix answers 4xx (never 5xx) to the domain's recipients (table `moving`,
    read by `check_recipient_access`), and we wait until its queue holds no mail for the domain,
    so nothing more is delivered into these maildirs.
@@ -46,6 +50,7 @@ HOLD_REPLY = "450 4.2.1 This domain is moving to another server, try again later
 
 TARGET = re.compile(r"\Atcp:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5}\Z")
 SYNC_TIMEOUT = 3600.0  # one mailbox
+DESYNC, DESYNC_RETRIES = 2, 3  # doveadm's exit code asking for another run; runs per mode at most
 QUEUE_TIMEOUT = 60.0  # the domain's mail already accepted by Postfix, delivered here
 
 
@@ -82,15 +87,22 @@ def held(db: sqlite3.Connection, domain: str) -> bool:
 
 
 def dsync(address: str, target: str, dovecot_conf: Path | None) -> None:
-    """Two-way sync of one mailbox with the same mailbox behind `target` (tcp:HOST:PORT)."""
+    """Copy one mailbox to the same mailbox behind `target` (tcp:HOST:PORT); keep what is there."""
     config = ["-c", str(dovecot_conf)] if dovecot_conf else []
-    try:
-        proc = subprocess.run(  # noqa: S603 - fixed program; address from the maps, target checked
-            [DOVEADM, *config, "sync", "-u", address, target],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SYNC_TIMEOUT, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise MigrateError(f"doveadm sync of {address}: {error}") from error
+    for mode in ([], ["-1"]):  # two-way; one-way when two-way cannot converge (see above)
+        for _attempt in range(DESYNC_RETRIES):
+            try:
+                proc = subprocess.run(  # noqa: S603 - fixed program; address from the maps, target checked
+                    [DOVEADM, *config, "sync", *mode, "-u", address, target],
+                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SYNC_TIMEOUT, check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as error:
+                raise MigrateError(f"doveadm sync of {address}: {error}") from error
+            # 2: "Mailbox changes caused a desync, run dsync again".
+            if proc.returncode != DESYNC:
+                break
+        if proc.returncode != DESYNC:
+            break
     if proc.returncode != 0:
         output = " ".join((proc.stderr + proc.stdout).split())[-1000:]
         raise MigrateError(f"doveadm sync of {address} to {target} exited with {proc.returncode}: {output}")
