@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape
 
+from mail.auth import give_back_attempt
 from mail.models import LoginThrottle, Mailbox
 from mailhost.passwords import verify_password
 from tests.conftest import login_mailbox
@@ -317,6 +318,15 @@ def test_the_window_starts_at_the_first_failure_not_at_an_earlier_success(cast):
     row = LoginThrottle.objects.get(key="addr:earlybird@alpha-domain.test")
     assert row.count == 1
     assert row.window_ends > timezone.now() + timedelta(seconds=settings.MAILBOX_LOGIN_WINDOW_SECONDS - 60)
+
+
+def test_a_slot_given_back_after_its_window_restarted_never_counts_below_zero(db):
+    """A success whose window ended (and was restarted or cleaned) during its verification."""
+    LoginThrottle.objects.create(key="ip:10.9.6.8", count=0, window_ends=timezone.now())
+
+    give_back_attempt({"ip:10.9.6.8": 5, "addr:gone@alpha-domain.test": 5})
+
+    assert counted("ip:10.9.6.8") == 0
 
 
 def test_rows_of_ended_windows_are_deleted(cast):
