@@ -5,7 +5,9 @@ stamps it with the domain's new revision and writes exactly one audit row of its
 tests/test_services.py proves the mailbox and domain limits, the order of QmailAdmin's checks, the
 local-part syntax, quotas and passwords; tests/test_loops.py the loops and chains; this file the
 rest: names taken across every kind, destinations, text, vacation, catch-all, robots, lists,
-deletes, access, the tenant tree's remaining refusals.
+deletes, access, the tenant tree's remaining refusals; at the end, the admin's own rules that
+bin/mutants found untested (who may send a domain again, audit rows of plain admin saves, fields
+fixed after creation).
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django import forms
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
-from hosting.models import UNLIMITED, AuditEvent, Customer, Domain, MailHost, Pack, Plan
+from hosting.admin import move_label, sync_state_label
+from hosting.models import UNLIMITED, AuditEvent, Customer, Domain, MailHost, Pack, Plan, User
+from hosting.roles import SUPPORT_GROUP
 from hosting.services import (
     customer_create,
     domain_create,
@@ -46,7 +53,8 @@ from mail.services import (
     robot_delete,
 )
 from mailhost.passwords import verify_password
-from provisioning.models import RetiredDomain
+from provisioning.models import DomainSync, RetiredDomain, SyncState
+from tests.conftest import client_for
 from tests.factories import MAILBOX_PASSWORD, DomainFactory, MailboxFactory, MailHostFactory, PlanFactory, UserFactory
 
 GOOD_PASSWORD = "Blue-Lantern-731"
@@ -889,3 +897,117 @@ def test_pack_move_bumps_every_domain_and_writes_one_audit_row(cast, a):
     assert revision(cast.b.domain) == revisions[cast.b.domain.pk]
     assert MailHost.objects.get(pk=cast.host.pk).active
     assert (event.detail["old_host"], event.detail["new_host"]) == ("mx1", "mx2")
+
+
+# --- the admin's own rules (what bin/mutants found no test for) -------------------------------
+
+
+def admin_form_data(client: Any, path: str, **changes: Any) -> dict[str, Any]:
+    """What the admin form at `path` posts as shown, with `changes` (split date-times included)."""
+    form = client.get(path).context["adminform"].form
+    data: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field.widget, forms.MultiWidget):
+            for index, part in enumerate(field.widget.decompress(value)):
+                data[f"{name}_{index}"] = "" if part is None else part
+        elif isinstance(field, forms.BooleanField):
+            if value:
+                data[name] = "on"
+        elif value is not None:
+            data[name] = value
+    data.update(changes)
+    return data
+
+
+def new_events(last: int) -> list[tuple[str, str]]:
+    return [(e.action, e.target_id) for e in AuditEvent.objects.filter(pk__gt=last).order_by("pk")]
+
+
+@pytest.mark.parametrize(("seat", "offered"), [("operator", True), ("support", True), ("reseller_a", False)])
+def test_only_support_and_the_operator_may_send_a_domain_again(cast, seat, offered):
+    response = client_for(cast, seat).get(reverse("admin:hosting_domain_changelist"))
+
+    assert response.status_code == 200
+    assert ('value="retry_provisioning"' in response.content.decode()) is offered
+
+
+def test_sending_domains_again_writes_one_audit_row_each(cast, monkeypatch):
+    pushed: list[int] = []
+    monkeypatch.setattr("provisioning.tasks.push_domain.delay", pushed.append)
+    last = last_event_pk()
+
+    response = client_for(cast, "support").post(reverse("admin:hosting_domain_changelist"), {
+        "action": "retry_provisioning", "_selected_action": [cast.a.domain.pk, cast.b.domain.pk],
+    })
+
+    assert response.status_code == 302
+    assert sorted(new_events(last)) == sorted([("domain.retry", str(cast.a.domain.pk)),
+                                               ("domain.retry", str(cast.b.domain.pk))])
+    assert sorted(pushed) == sorted([cast.a.domain.pk, cast.b.domain.pk])
+
+
+def test_mail_hosts_added_changed_and_deleted_in_the_admin_are_audited(cast):
+    client = client_for(cast, "operator")
+    last = last_event_pk()
+    add = reverse("admin:hosting_mailhost_add")
+
+    response = client.post(add, admin_form_data(client, add, name="mx7", fqdn="mx7.hosting.test", active="on"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    host = MailHost.objects.get(name="mx7")
+    change = reverse("admin:hosting_mailhost_change", args=[host.pk])
+    response = client.post(change, admin_form_data(client, change, fqdn="seven.hosting.test"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    response = client.post(reverse("admin:hosting_mailhost_delete", args=[host.pk]), {"post": "yes"})
+    assert response.status_code == 302
+
+    assert new_events(last) == [("mailhost.create", str(host.pk)), ("mailhost.change", str(host.pk)),
+                                ("mailhost.delete", str(host.pk))]
+    change_event = AuditEvent.objects.get(action="mailhost.change")
+    assert change_event.detail == {"via": "admin", "fields": ["fqdn"]}
+    assert not MailHost.objects.filter(pk=host.pk).exists()
+
+
+def test_the_operator_puts_a_user_in_the_support_group(cast):
+    group = Group.objects.get(name=SUPPORT_GROUP)
+    client = client_for(cast, "operator")
+    path = reverse("admin:hosting_user_change", args=[cast.a.customer_user.pk])
+
+    response = client.post(path, admin_form_data(client, path, groups=[group.pk]))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(User.objects.get(pk=cast.a.customer_user.pk).groups.all()) == [group]
+
+
+def test_the_operator_adds_a_staff_user_to_a_reseller(cast):
+    response = client_for(cast, "operator").post(reverse("admin:hosting_user_add"), {
+        "email": "new-staff@alpha-reseller.test", "reseller": cast.a.reseller.pk, "is_staff": "on",
+        "password1": "A-Good-Passw0rd", "password2": "A-Good-Passw0rd", "usable_password": "true",
+    })
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user = User.objects.get(email="new-staff@alpha-reseller.test")
+    assert (user.reseller, user.customer, user.is_staff) == (cast.a.reseller, None, True)
+
+
+def test_the_operator_places_a_new_customer_and_plan_under_a_reseller(cast):
+    client = client_for(cast, "operator")
+
+    response = client.post(reverse("admin:hosting_customer_add"), {
+        "reseller": cast.a.reseller.pk, "name": "Placed SARL", "email": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    add = reverse("admin:hosting_plan_add")
+    response = client.post(add, admin_form_data(client, add, reseller=cast.a.reseller.pk, name="Placed plan"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    assert Customer.objects.get(name="Placed SARL").reseller == cast.a.reseller
+    assert Plan.objects.get(name="Placed plan").reseller == cast.a.reseller
+
+
+def test_the_admin_shows_a_failed_domain_with_its_error(cast):
+    sync = DomainSync.objects.create(domain=cast.a.domain, error="OverflowError", error_revision=5)
+
+    assert sync_state_label(sync, 5) == f"{SyncState.FAILED.label}: OverflowError"
+    assert sync_state_label(sync, 6) == str(SyncState.PENDING.label)
+    assert sync_state_label(None, 1) == str(SyncState.PENDING.label)
+    assert move_label(None) == "-"
