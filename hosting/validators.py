@@ -100,7 +100,8 @@ QUOTA_DIGITS_RE = re.compile(r"-?[0-9]+")
 def parse_quota_mb(value: object, *, maximum: int = MAX_QUOTA_MB) -> int | None:
     """A quota typed by a person or passed by code: an int, or a string of digits; blank
     (None or "") is None, the caller's default. 0 means unlimited. Anything else — a fraction,
-    NaN, infinity, a unit ("10 GB"), a negative number, more than `maximum` — is refused."""
+    NaN, infinity, a unit ("10 GB"), a negative number, more than `maximum` — is refused with
+    code "quota", as every quota refusal of the services, and a message that says which."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -119,13 +120,13 @@ def parse_quota_mb(value: object, *, maximum: int = MAX_QUOTA_MB) -> int | None:
     if number is None:
         raise ValidationError(
             _("The quota must be a whole number of MB (digits only, for example 1024)."),
-            code="invalid",
+            code="quota",
         )
     if number < 0:
-        raise ValidationError(_("The quota cannot be negative."), code="min_value")
+        raise ValidationError(_("The quota cannot be negative."), code="quota")
     if number > maximum:
         raise ValidationError(
-            _("The quota cannot exceed %(max)d MB."), code="max_value", params={"max": maximum}
+            _("The quota cannot exceed %(max)d MB."), code="quota", params={"max": maximum}
         )
     return number
 
