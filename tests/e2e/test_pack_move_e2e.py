@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from hosting.models import MailHost
 from hosting.services import pack_move
@@ -95,8 +96,9 @@ def move_state(move_id: int) -> str:
 
 @dataclass
 class Stream:
-    """Mail sent all through a move, as a sender's MTA would: to the old host while it takes the
-    domain; once it answers 4xx, the retry (and all later mail) to the new host."""
+    """Mail sent all through a move, as a sender's MTA would: to the old host (the domain's MX)
+    until the move is over for senders (the copy confirmed: the MX now names the new host); a
+    4xx is retried a moment later, a 5xx would be a bounce."""
 
     old: Stack
     new: Stack
@@ -110,30 +112,35 @@ class Stream:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def _run(self) -> None:
         n = 0
-        target = self.old
+        retry: str | None = None
         old_home = self.old.config.vmail_root / self.domain / "alice"
         while not self.stop.is_set():
             state = move_state(self.move_id)
-            if state not in (MoveState.REMOVING, MoveState.DONE) and not old_home.is_dir():
+            over = state in (MoveState.REMOVING, MoveState.DONE)
+            if not over and not old_home.is_dir():
                 self.early_removal.append(state)  # the old maildir went before the copy was confirmed
-            if state in (MoveState.REMOVING, MoveState.DONE):
-                target = self.new  # the move is over for senders: the domain's MX is the new host
-            n += 1
-            subject = f"stream {n}"
-            for attempt in (target, self.new):
-                try:
-                    send(attempt, "sender@outside.test", f"alice@{self.domain}", subject, "during the move")
-                except SMTPRefused as refused:
-                    if refused.code >= 500:
-                        self.bounced.append((refused.code, refused.text))
-                        break
+            if retry is None:
+                n += 1
+            subject, retry = retry or f"stream {n}", None
+            target = self.new if over else self.old
+            try:
+                send(target, "sender@outside.test", f"alice@{self.domain}", subject, "during the move")
+            except SMTPRefused as refused:
+                if refused.code >= 500:
+                    self.bounced.append((refused.code, refused.text))
+                else:
                     self.deferred.append((refused.code, refused.text))
-                    target = self.new
-                    continue
-                (self.accepted_old if attempt is self.old else self.accepted_new).append(subject)
-                break
-            if state == MoveState.DONE:
+                    retry = subject
+            else:
+                (self.accepted_new if over else self.accepted_old).append(subject)
+            if state == MoveState.DONE and retry is None:
                 return
             time.sleep(0.05)
 
@@ -220,8 +227,9 @@ def test_a_moved_pack_takes_its_mail_to_the_new_host(e2e: E2E, second_host: Seco
     assert alice_pop == alice_expected and bob_pop == bob_expected
     print(
         f"\npack move: {sum(map(len, before.values()))} messages before, {len(during) + 1} during with the old "
-        f"agent stopped, {len(stream.accepted_old)} accepted by the old host and {len(stream.accepted_new)} by the "
-        f"new one while the copy ran ({len(stream.deferred)} deferred with 4xx, 0 bounced); "
+        f"agent stopped, then a stream: {len(stream.accepted_old)} accepted by the old host during the copy, "
+        f"{len(stream.deferred)} deferred there with 4xx during the hold and retried, {len(stream.accepted_new)} "
+        f"accepted by the new host once the copy was confirmed, 0 bounced; "
         f"{len(alice_pop) + len(bob_pop)} read by POP3 and IMAP on the new host; move {seconds:.1f} s in all "
         f"(the old agent stopped on purpose for a while), {copy_seconds:.2f} s from the old agent's restart to "
         f"done (copy, hold, final copy, removal confirmed)"
