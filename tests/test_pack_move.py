@@ -66,6 +66,13 @@ def test_pack_move_opens_a_move_per_domain_in_its_transaction(cast: Cast, moved:
     assert event.actor_label == cast.operator.email
 
 
+def test_the_move_is_recorded_by_pack_move_itself(cast: Cast, outbox: dict) -> None:
+    pack_move(pack=cast.a.pack, mail_host=MailHostFactory(name="mx2"), acting_user=cast.operator)
+    move = DomainMove.objects.get(domain=cast.a.domain)  # before any push
+    cast.a.domain.refresh_from_db()
+    assert move.state == MoveState.WAITING and move.revision == cast.a.domain.revision
+
+
 def test_the_old_host_keeps_the_domain_until_the_copy_is_confirmed(
     cast: Cast, moved: DomainMove, outbox: dict, django_capture_on_commit_callbacks
 ) -> None:
@@ -104,6 +111,9 @@ def test_redelivered_reports_ask_one_copy_and_retire_once(
     confirm_on_new_host(cast, django_capture_on_commit_callbacks)
     confirm_on_new_host(cast, django_capture_on_commit_callbacks)
     assert len(outbox["copies"]) == 1
+    # Two claims racing for the same step: only one sends.
+    assert not services.ask_copy(moved.pk, states=(MoveState.WAITING,))
+    assert len(outbox["copies"]) == 1
     for _twice in range(2):
         with django_capture_on_commit_callbacks(execute=True):
             services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", copied=[])
@@ -112,6 +122,16 @@ def test_redelivered_reports_ask_one_copy_and_retire_once(
     services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error="late")
     moved.refresh_from_db()
     assert moved.state == MoveState.REMOVING and moved.error == ""
+
+
+def test_a_late_report_of_an_older_revision_starts_no_copy(
+    cast: Cast, moved: DomainMove, outbox: dict, django_capture_on_commit_callbacks
+) -> None:
+    """The new host may have held the domain before (moved away and back): only its confirmation
+    of the move's revision means it has every mailbox."""
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record_report(host="mx2", domain="alpha-domain.test", revision=moved.revision - 1, state="present")
+    assert outbox["copies"] == [] and DomainMove.objects.get(pk=moved.pk).state == MoveState.WAITING
 
 
 def test_a_report_from_another_host_is_ignored(
@@ -234,3 +254,18 @@ def test_a_bad_doveadm_target_is_refused(tmp_path: Path, target: str) -> None:
         migrate.migrate({"domain": "moving.test", "target": target, "mailboxes": []},
                         maps_db=tmp_path / "db" / "maps.sqlite", vmail_root=tmp_path / "vmail",
                         postfix_dir=None, dovecot_conf=None)
+
+
+def test_a_disabled_mailbox_with_mail_stops_the_copy(tmp_path: Path) -> None:
+    """Dovecot cannot open a disabled mailbox: copying the others and removing it would lose its mail."""
+    db_path = tmp_path / "db" / "maps.sqlite"
+    db_path.parent.mkdir()
+    maps.create(db_path)
+    db = maps.connect(db_path)
+    db.execute("INSERT INTO mailboxes(email, domain, password_hash, active, home) VALUES (?,?,?,?,?)",
+               ("eve@moving.test", "moving.test", "!", 0, str(tmp_path / "vmail/moving.test/eve")))
+    db.close()
+    (tmp_path / "vmail" / "moving.test" / "eve" / "Maildir").mkdir(parents=True)
+    with pytest.raises(migrate.MigrateError, match="disabled mailboxes cannot be copied.*eve@moving.test"):
+        migrate.migrate({"domain": "moving.test", "target": "tcp:mx2:2424", "mailboxes": ["eve@moving.test"]},
+                        maps_db=db_path, vmail_root=tmp_path / "vmail", postfix_dir=None, dovecot_conf=None)
