@@ -325,6 +325,13 @@ def test_a_forward_of_the_domain_is_no_destination(cast, a):
                                             destinations=["sales@alpha-domain.test"], acting_user=cast.a.postmaster))
 
 
+def test_a_mailbox_another_mailbox_forwards_to_cannot_start_forwarding(cast, a):
+    set_routing(cast, Routing.FORWARD, ["postmaster"])
+
+    refused("pointed_at", lambda: mailbox_set_routing(mailbox=a.postmaster, routing=Routing.FORWARD,
+                                                      forward_to=["x@remote.test"], acting_user=a.postmaster))
+
+
 def test_forward_destinations_are_normalised_and_deduplicated(cast, a):
     make_forward(a.domain, "sales")  # a remote address of the same name is no chain
     destinations = [f"d{n}@remote.test" for n in range(MAX_DESTINATIONS - 3)]
