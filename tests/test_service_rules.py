@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from django import forms
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.urls import reverse
 
-from hosting.admin import move_label, sync_state_label
+from hosting.admin import PlanForm, _form_error, move_label, sync_state_label
 from hosting.models import UNLIMITED, AuditEvent, Customer, Domain, MailHost, Pack, Plan, User
 from hosting.roles import SUPPORT_GROUP
 from hosting.services import (
@@ -1018,3 +1018,13 @@ def test_the_admin_shows_a_failed_domain_with_its_error(cast):
     assert sync_state_label(sync, 6) == str(SyncState.PENDING.label)
     assert sync_state_label(None, 1) == str(SyncState.PENDING.label)
     assert move_label(None) == "-"
+
+
+def test_a_service_error_naming_fields_of_the_form_shows_on_those_fields():
+    form = PlanForm()
+    on_fields = ValidationError({"name": "Taken.", NON_FIELD_ERRORS: "Also this."})
+    elsewhere = ValidationError({"reseller_pool": "Full."})
+
+    assert _form_error(form, on_fields) is on_fields
+    assert _form_error(form, elsewhere) == ["Full."]
+    assert _form_error(form, ValidationError("Plain.")) == ["Plain."]
