@@ -6,6 +6,7 @@ so two concurrent requests can never both take the last place.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -222,21 +223,28 @@ def domain_changed(domain: Domain) -> int:
 
 @transaction.atomic
 def domain_delete(*, domain: Domain, acting_user: Any) -> None:
-    """Delete a domain with everything in it; its mail host removes it (maildirs included)."""
-    from provisioning.models import RetiredDomain
+    """Delete a domain with everything in it; its mail host removes it (maildirs included), and
+    so does the host it is leaving when a move is still open (that host still keeps it)."""
+    from provisioning.models import DomainMove, RetiredDomain
     from provisioning.services import schedule_retired_push
 
     # Only the domain's row: locking the joined pack too would deadlock with lock_pack's order.
     locked = (
         Domain.objects.select_for_update(of=("self",)).select_related("pack__mail_host").get(pk=domain.pk)
     )
-    retired, _created = RetiredDomain.objects.update_or_create(
-        name=locked.name, host=locked.pack.mail_host,
-        defaults={"revision": locked.revision + 1, "confirmed": False, "error": ""},
-    )
+    hosts = {locked.pack.mail_host_id, *DomainMove.objects.open().filter(domain=locked).values_list(
+        "from_host_id", flat=True)}
+    retired_ids = [
+        RetiredDomain.objects.update_or_create(
+            name=locked.name, host_id=host_id,
+            defaults={"revision": locked.revision + 1, "confirmed": False, "error": ""},
+        )[0].pk
+        for host_id in sorted(hosts)
+    ]
     audit.record(acting_user, "domain.delete", locked)
     locked.delete()
-    transaction.on_commit(lambda: schedule_retired_push(retired.pk))
+    for retired_id in retired_ids:
+        transaction.on_commit(partial(schedule_retired_push, retired_id))
 
 
 @transaction.atomic

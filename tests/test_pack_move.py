@@ -269,3 +269,16 @@ def test_a_disabled_mailbox_with_mail_stops_the_copy(tmp_path: Path) -> None:
     with pytest.raises(migrate.MigrateError, match="disabled mailboxes cannot be copied.*eve@moving.test"):
         migrate.migrate({"domain": "moving.test", "target": "tcp:mx2:2424", "mailboxes": ["eve@moving.test"]},
                         maps_db=db_path, vmail_root=tmp_path / "vmail", postfix_dir=None, dovecot_conf=None)
+
+
+def test_a_domain_deleted_during_its_move_is_removed_from_both_hosts(
+    cast: Cast, moved: DomainMove, outbox: dict, django_capture_on_commit_callbacks
+) -> None:
+    from hosting.services import domain_delete
+
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_delete(domain=cast.a.domain, acting_user=cast.operator)
+    retired = RetiredDomain.objects.filter(name="alpha-domain.test")
+    assert sorted(retired.values_list("host__name", flat=True)) == ["mx1", "mx2"]
+    assert sorted(outbox["retired"]) == sorted(retired.values_list("pk", flat=True))
+    assert not DomainMove.objects.exists()
