@@ -10,7 +10,7 @@ Measures:
 Run as root on a machine of the CI's kind (it starts Postfix, Dovecot and two Celery workers):
     .venv/bin/python bench/provisioning_bench.py [--runs 20] [--write BENCHMARKS.md]
 It uses its own database (BENCH_DATABASE_URL, default a SQLite file under var/) and the broker
-the settings select (REDIS_URL for Redis, else the embedded file broker).
+the settings select (REDIS_URL for Redis, else the embedded SQLite broker).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main() -> None:
         down(config)
         shutil.rmtree(root, ignore_errors=True)
 
-    broker = "Redis" if os.environ.get("REDIS_URL") else "embedded file broker"
+    broker = "Redis" if os.environ.get("REDIS_URL") else "embedded SQLite broker"
     database = "PostgreSQL" if os.environ["DATABASE_URL"].startswith("postgres") else "SQLite"
     lines = [
         f"## Provisioning benchmark — {time.strftime('%Y-%m-%d')} ({database}, {broker}, {os.cpu_count()} cores)",

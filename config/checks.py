@@ -49,7 +49,7 @@ def production_services(app_configs: Any, **kwargs: Any) -> list[Any]:
     if not settings.REDIS_URL:
         problems.append(
             Warning(
-                "REDIS_URL is not set: Celery uses the embedded file broker.",
+                "REDIS_URL is not set: Celery uses the embedded SQLite broker (one machine only).",
                 hint="Set REDIS_URL=redis://... for production.",
                 id="mailpanel.W002",
             )
