@@ -332,6 +332,14 @@ def test_a_mailbox_another_mailbox_forwards_to_cannot_start_forwarding(cast, a):
                                                       forward_to=["x@remote.test"], acting_user=a.postmaster))
 
 
+def test_under_a_catchall_that_sends_on_only_the_unknown_names_are_chains(cast, a):
+    CatchAll.objects.create(domain=cast.b.domain, mode=CatchAllMode.REMOTE, target="all@remote.test")
+
+    refused("chain", lambda: set_routing(cast, Routing.FORWARD, ["nobody@bravo-domain.test"]))
+    one_change(a.domain, "mailbox.set_routing",
+               lambda: set_routing(cast, Routing.FORWARD, ["postmaster@bravo-domain.test"]))
+
+
 def test_forward_destinations_are_normalised_and_deduplicated(cast, a):
     make_forward(a.domain, "sales")  # a remote address of the same name is no chain
     destinations = [f"d{n}@remote.test" for n in range(MAX_DESTINATIONS - 3)]
