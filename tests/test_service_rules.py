@@ -1036,3 +1036,44 @@ def test_a_service_error_naming_fields_of_the_form_shows_on_those_fields():
     assert _form_error(form, on_fields) is on_fields
     assert _form_error(form, elsewhere) == ["Full."]
     assert _form_error(form, ValidationError("Plain.")) == ["Plain."]
+
+
+@pytest.mark.parametrize(
+    ("account", "status"),
+    [("operator", 302), ("support", 302),  # not even shown to a reseller: "does not exist"
+     ("staff account of alpha", 403), ("staff user of an alpha customer", 403)],
+)
+def test_a_reseller_never_edits_a_staff_account(cast, account, status):
+    user = {
+        "operator": cast.operator, "support": cast.support,
+        "staff account of alpha": UserFactory(email="former@alpha-reseller.test", reseller=cast.a.reseller),
+        "staff user of an alpha customer": UserFactory(email="promoted@alpha.test", customer=cast.a.customer,
+                                                       is_staff=True),
+    }[account]
+    path = reverse("admin:hosting_user_change", args=[user.pk])
+
+    response = client_for(cast, "reseller_a").post(path, {  # a valid post of the reseller's user form
+        "email": "taken-over@alpha.test", "customer": cast.a.customer.pk, "is_active": "on"})
+
+    assert response.status_code == status
+    assert User.objects.get(pk=user.pk).email == user.email
+
+
+def test_the_operator_edits_a_resellers_staff_account(cast):
+    client = client_for(cast, "operator")
+    path = reverse("admin:hosting_user_change", args=[cast.a.reseller_staff.pk])
+
+    response = client.post(path, admin_form_data(client, path, first_name="Alice"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert User.objects.get(pk=cast.a.reseller_staff.pk).first_name == "Alice"
+
+
+def test_a_reseller_edits_its_customers_users_with_that_same_post(cast):
+    path = reverse("admin:hosting_user_change", args=[cast.a.customer_user.pk])
+
+    response = client_for(cast, "reseller_a").post(path, {
+        "email": "renamed@alpha.test", "customer": cast.a.customer.pk, "is_active": "on"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert User.objects.get(pk=cast.a.customer_user.pk).email == "renamed@alpha.test"
