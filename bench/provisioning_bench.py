@@ -38,12 +38,13 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from hosting.models import Domain, MailHost, Plan, User  # noqa: E402
-from hosting.services import customer_create, domain_create, pack_create  # noqa: E402
+from hosting.services import customer_create, pack_create  # noqa: E402
 from mail.services import mailbox_create, mailbox_set_access  # noqa: E402
 from mailhost import maps  # noqa: E402
 from mailhost.apply import HostConfig, apply  # noqa: E402
 from mailhost.passwords import hash_password  # noqa: E402
 from mailhost.stack import StackConfig, down, install_packages, up  # noqa: E402
+from provisioning.domains import domain_create  # noqa: E402
 from provisioning.models import DomainSync  # noqa: E402
 from tests.e2e.workers import make_workers, started  # noqa: E402
 

@@ -28,10 +28,7 @@ from hosting.services import (
     PLAN_LIMITS,
     customer_create,
     customer_update,
-    domain_create,
-    domain_delete,
     pack_create,
-    pack_move,
     pack_update,
     plan_create,
     plan_update,
@@ -47,6 +44,7 @@ from mail.services import (
     mailbox_set_real_name,
 )
 from mail.validators import check_new_password
+from provisioning.domains import domain_create, domain_delete, pack_move
 from provisioning.models import DomainMove, SyncState
 from provisioning.services import retry
 

@@ -1,4 +1,5 @@
-"""State changes of the tenant tree: one function per act, each in one transaction.
+"""State changes of the tenant tree: one function per act, each in one transaction. A domain's
+create, delete and move reach the mail hosts: they are `provisioning.domains`.
 
 Limits are checked after locking the rows they are counted against (reseller first, then pack),
 so two concurrent requests can never both take the last place.
@@ -6,17 +7,14 @@ so two concurrent requests can never both take the last place.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
 from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.models import UNLIMITED, Customer, Domain, MailHost, Pack, Plan, Reseller
-from hosting.validators import normalize_domain
 
 
 def limit_allows(limit: int, used: int) -> bool:
@@ -185,85 +183,3 @@ def check_domain_limits(pack: Pack) -> None:
                 % {"max": reseller.max_domains},
                 code="limit",
             )
-
-
-@transaction.atomic
-def domain_create(*, pack: Pack, name: str, acting_user: Any) -> Domain:
-    ascii_name = normalize_domain(name)
-    locked = lock_pack(pack.pk)
-    check_domain_limits(locked)
-    if Domain.objects.filter(name=ascii_name).exists():
-        raise ValidationError(_("This domain is already hosted."), code="unique")
-    from provisioning.models import RetiredDomain
-
-    # Revisions only grow for a name on a host, even across a delete and a re-create.
-    retired = RetiredDomain.objects.filter(name=ascii_name).aggregate(m=Max("revision"))["m"] or 0
-    try:
-        with transaction.atomic():
-            domain = Domain.objects.create(pack=locked, name=ascii_name, revision=retired)
-    except IntegrityError:
-        raise ValidationError(_("This domain is already hosted."), code="unique") from None
-    domain_changed(domain)
-    audit.record(acting_user, "domain.create", domain)
-    return domain
-
-
-def domain_changed(domain: Domain) -> int:
-    """Record, in the caller's transaction, that the domain's desired state changed; the mail
-    host gets the new state after commit. Returns the new revision (stamp it on changed rows)."""
-    from provisioning.services import schedule_push
-
-    Domain.objects.filter(pk=domain.pk).update(revision=F("revision") + 1)
-    revision = Domain.objects.values_list("revision", flat=True).get(pk=domain.pk)
-    domain.revision = revision
-    domain_id = domain.pk
-    transaction.on_commit(lambda: schedule_push(domain_id))
-    return revision
-
-
-@transaction.atomic
-def domain_delete(*, domain: Domain, acting_user: Any) -> None:
-    """Delete a domain with everything in it; its mail host removes it (maildirs included), and
-    so does the host it is leaving when a move is still open (that host still keeps it)."""
-    from provisioning.models import DomainMove, RetiredDomain
-    from provisioning.services import schedule_retired_push
-
-    # Only the domain's row: locking the joined pack too would deadlock with lock_pack's order.
-    locked = (
-        Domain.objects.select_for_update(of=("self",)).select_related("pack__mail_host").get(pk=domain.pk)
-    )
-    hosts = {locked.pack.mail_host_id, *DomainMove.objects.open().filter(domain=locked).values_list(
-        "from_host_id", flat=True)}
-    retired_ids = [
-        RetiredDomain.objects.update_or_create(
-            name=locked.name, host_id=host_id,
-            defaults={"revision": locked.revision + 1, "confirmed": False, "error": ""},
-        )[0].pk
-        for host_id in sorted(hosts)
-    ]
-    audit.record(acting_user, "domain.delete", locked)
-    locked.delete()
-    for retired_id in retired_ids:
-        transaction.on_commit(partial(schedule_retired_push, retired_id))
-
-
-@transaction.atomic
-def pack_move(*, pack: Pack, mail_host: MailHost, acting_user: Any) -> None:
-    """Place a pack on another mail host: its domains are applied there, their mail is copied
-    there, and only then are they removed from the old one (one DomainMove per domain)."""
-    from provisioning.models import DomainMove
-    from provisioning.services import open_move
-
-    locked = lock_pack(pack.pk)
-    if locked.mail_host_id == mail_host.pk:
-        return
-    if not mail_host.active:
-        raise ValidationError(_("This mail host does not accept new packs."), code="host")
-    if DomainMove.objects.open().filter(domain__pack=locked).exists():
-        raise ValidationError(_("A move of this pack is still in progress."), code="moving")
-    old = locked.mail_host
-    Pack.objects.filter(pk=locked.pk).update(mail_host=mail_host)
-    for domain in Domain.objects.filter(pack=locked):
-        domain_changed(domain)
-        open_move(domain, old, mail_host)
-    audit.record(acting_user, "pack.move", locked, old_host=old.name, new_host=mail_host.name)

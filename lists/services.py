@@ -10,11 +10,11 @@ from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.models import Domain
-from hosting.services import domain_changed
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
 from mail.routing_rules import check_removal
 from mail.services import claim_name
 from mail.validators import clean_text, normalize_address
+from provisioning.revisions import domain_changed
 
 OPTION_FIELDS = (
     "digest", "remote_admin", "private", "sub_confirm", "sub_moderate", "unsub_confirm", "archive",

@@ -27,6 +27,7 @@ from hosting.validators import normalize_domain
 from mail.models import LoginThrottle, Mailbox
 from mail.validators import normalize_local_part
 from mailhost.passwords import hash_password, needs_upgrade, verify_password
+from provisioning.revisions import domain_changed
 
 SESSION_ID = "mailbox_id"
 SESSION_HASH = "mailbox_auth"
@@ -133,8 +134,6 @@ def authenticate_mailbox(request: HttpRequest, account: str, domain: str, passwo
 
 
 def _upgrade_hash(mailbox: Mailbox, password: str) -> None:
-    from hosting.services import domain_changed
-
     with transaction.atomic():
         revision = domain_changed(mailbox.domain)
         Mailbox.objects.filter(pk=mailbox.pk, password_hash=mailbox.password_hash).update(

@@ -14,12 +14,13 @@ from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.models import Domain, Pack
-from hosting.services import domain_changed, limit_allows, lock_pack
+from hosting.services import limit_allows, lock_pack
 from hosting.validators import parse_quota_mb
 from mail import routing_rules
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
 from mail.validators import check_new_password, clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
+from provisioning.revisions import domain_changed
 
 
 def check_mailbox_limits(pack: Pack) -> None:

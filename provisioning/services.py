@@ -1,14 +1,14 @@
 """How a change reaches a mail host, panel side.
 
-1. A service function bumps `Domain.revision` in its transaction (`hosting.services.domain_changed`)
-   and asks, on commit, for a push (`schedule_push`).
+1. A service function bumps `Domain.revision` in its transaction
+   (`provisioning.revisions.domain_changed`) and asks, on commit, for a push (`schedule_push`).
 2. `schedule_push` claims the domain's `queued` flag: of a burst of 1,000 changes only the first
    enqueues a task; the task releases the flag before it reads, so later changes queue again.
 3. `push` reads the domain under its row lock (a consistent snapshot) and sends the document to the
    queue of the domain's host; `record_report` stores what the host says back.
 4. `reconcile` re-sends every domain whose host lags (the durable record drives it, not the queue).
 
-A domain that moves to another host (`hosting.services.pack_move`) keeps its old host, mail and
+A domain that moves to another host (`provisioning.domains.pack_move`) keeps its old host, mail and
 all, until the new one has it: a `DomainMove` is opened; when the new host confirms the move's
 revision, the old host's agent copies every mailbox there (`mailhost.migrate`: doveadm sync, then
 it defers the domain's mail with 4xx, then a final sync) and reports (`record_migrated`); only
@@ -28,8 +28,12 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from hosting.models import Domain, MailHost
+from lists.models import ListMember, MailingList
+from mail.models import Mailbox
 from provisioning import snapshot
+from provisioning.domains import open_move
 from provisioning.models import DomainMove, DomainSync, MoveState, RetiredDomain
+from provisioning.revisions import domain_changed, schedule_push, schedule_retired_push
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +41,6 @@ APPLY_TASK = "mailhost.apply"
 MIGRATE_TASK = "mailhost.migrate"
 STALE_AFTER = timedelta(seconds=60)
 COPY_STALE_AFTER = timedelta(minutes=10)  # a copy of big mailboxes takes a while: asked again after
-
-
-def schedule_push(domain_id: int) -> None:
-    """Enqueue one push for the domain unless one is already waiting (call on commit)."""
-    from provisioning.tasks import push_domain
-
-    claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
-    if not claimed and not DomainSync.objects.filter(domain_id=domain_id).exists():
-        DomainSync.objects.get_or_create(domain_id=domain_id)  # the domain's first change
-        claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
-    if claimed:
-        push_domain.delay(domain_id)
-
-
-def schedule_retired_push(retired_id: int) -> None:
-    from provisioning.tasks import push_retired
-
-    push_retired.delay(retired_id)
 
 
 def send(host: MailHost, document: dict[str, Any]) -> None:
@@ -92,18 +78,8 @@ def _retire_from(old_host: MailHost, name: str, revision: int) -> None:
     transaction.on_commit(lambda: schedule_retired_push(retired.pk))
 
 
-def open_move(domain: Domain, from_host: MailHost, to_host: MailHost) -> DomainMove | None:
-    """Record, in the caller's transaction, that the domain leaves `from_host` for `to_host` at
-    its current revision (the caller bumped it). An open move of the domain is kept as it is."""
-    if from_host.pk == to_host.pk or DomainMove.objects.open().filter(domain=domain).exists():
-        return None
-    return DomainMove.objects.create(domain=domain, from_host=from_host, to_host=to_host, revision=domain.revision)
-
-
 def copy_request(move: DomainMove) -> dict[str, Any]:
     """What the old host's agent needs to copy the domain's mail: its mailboxes and the target."""
-    from mail.models import Mailbox
-
     names = Mailbox.objects.filter(domain_id=move.domain_id).order_by("local_part").values_list("local_part", flat=True)
     return {
         "move": move.pk,
@@ -238,9 +214,6 @@ def retry(domain: Domain) -> None:
 def record_list_changes(*, host: str, changes: list[dict[str, Any]]) -> int:
     """Take in list membership changed by mail on a host (subscribe/unsubscribe by e-mail):
     add and remove those members, as deltas, so nothing the panel changed meanwhile is undone."""
-    from hosting.services import domain_changed
-    from lists.models import ListMember, MailingList
-
     applied = 0
     for change in changes:
         kind = change.get("kind")
@@ -266,8 +239,6 @@ def record_list_changes(*, host: str, changes: list[dict[str, Any]]) -> int:
 
 def record_usage(*, host: str, usage: dict[str, int]) -> int:
     """Store the space each mailbox of a host uses (reported by its agent); no revision change."""
-    from mail.models import Mailbox
-
     by_domain: dict[str, dict[str, int]] = {}
     for address, size in usage.items():
         local, _at, domain = str(address).rpartition("@")

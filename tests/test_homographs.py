@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from hosting.models import Domain, Plan
-from hosting.services import domain_create
 from hosting.validators import normalize_domain
+from provisioning.domains import domain_create
 
 CYRILLIC_A = "\u0430"
 

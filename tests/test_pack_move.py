@@ -14,10 +14,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from hosting.models import AuditEvent
-from hosting.services import pack_move
 from mailhost import maps, migrate
 from mailhost.apply import HostConfig, apply
 from provisioning import services
+from provisioning.domains import pack_move
 from provisioning.models import DomainMove, DomainSync, MoveState, RetiredDomain
 from tests.conftest import Cast, client_for
 from tests.factories import MailHostFactory
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     sent: dict[str, list[Any]] = {"pushes": [], "documents": [], "retired": [], "copies": []}
-    monkeypatch.setattr("provisioning.tasks.push_domain.delay", lambda domain_id: sent["pushes"].append(domain_id))
-    monkeypatch.setattr("provisioning.tasks.push_retired.delay", lambda rid: sent["retired"].append(rid))
+    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id: sent["pushes"].append(domain_id))
+    monkeypatch.setattr("provisioning.revisions.enqueue_retired_push", lambda rid: sent["retired"].append(rid))
     monkeypatch.setattr(services, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
     monkeypatch.setattr(services, "send_copy", lambda host, request: sent["copies"].append((host.name, request)))
     return sent
@@ -274,7 +274,7 @@ def test_a_disabled_mailbox_with_mail_stops_the_copy(tmp_path: Path) -> None:
 def test_a_domain_deleted_during_its_move_is_removed_from_both_hosts(
     cast: Cast, moved: DomainMove, outbox: dict, django_capture_on_commit_callbacks
 ) -> None:
-    from hosting.services import domain_delete
+    from provisioning.domains import domain_delete
 
     with django_capture_on_commit_callbacks(execute=True):
         domain_delete(domain=cast.a.domain, acting_user=cast.operator)

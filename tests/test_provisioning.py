@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from hosting.services import domain_create, domain_delete, pack_move
 from mail.models import Mailbox
 from mail.services import mailbox_set_access, mailbox_set_routing, mailbox_set_vacation
 from provisioning import services, snapshot
+from provisioning.domains import domain_create, domain_delete, pack_move
 from provisioning.models import DomainSync, RetiredDomain, SyncState
 from tests.conftest import Cast
 from tests.factories import MailHostFactory
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     sent: dict[str, list[Any]] = {"pushes": [], "documents": [], "retired": []}
-    monkeypatch.setattr("provisioning.tasks.push_domain.delay", lambda domain_id: sent["pushes"].append(domain_id))
-    monkeypatch.setattr("provisioning.tasks.push_retired.delay", lambda rid: sent["retired"].append(rid))
+    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id: sent["pushes"].append(domain_id))
+    monkeypatch.setattr("provisioning.revisions.enqueue_retired_push", lambda rid: sent["retired"].append(rid))
     monkeypatch.setattr(services, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
     return sent
 

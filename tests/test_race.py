@@ -15,9 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from hosting.models import Customer, Domain
-from hosting.services import customer_create, domain_create
+from hosting.services import customer_create
 from mail.models import Mailbox
 from mail.services import mailbox_create
+from provisioning.domains import domain_create
 from tests.factories import DomainFactory, PackFactory, PlanFactory, ResellerFactory
 
 pytestmark = [

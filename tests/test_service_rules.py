@@ -25,14 +25,7 @@ from django.urls import reverse
 from hosting.admin import PlanForm, _form_error, move_label, sync_state_label
 from hosting.models import UNLIMITED, AuditEvent, Customer, Domain, MailHost, Pack, Plan, User
 from hosting.roles import SUPPORT_GROUP
-from hosting.services import (
-    customer_create,
-    domain_create,
-    domain_delete,
-    limit_allows,
-    pack_create,
-    pack_move,
-)
+from hosting.services import customer_create, limit_allows, pack_create
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
 from lists.services import list_create, list_delete, list_member_add, list_member_remove
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
@@ -53,6 +46,7 @@ from mail.services import (
     robot_delete,
 )
 from mailhost.passwords import verify_password
+from provisioning.domains import domain_create, domain_delete, pack_move
 from provisioning.models import DomainSync, RetiredDomain, SyncState
 from tests.conftest import client_for
 from tests.factories import MAILBOX_PASSWORD, DomainFactory, MailboxFactory, MailHostFactory, PlanFactory, UserFactory
@@ -949,7 +943,7 @@ def test_only_support_and_the_operator_may_send_a_domain_again(cast, seat, offer
 
 def test_sending_domains_again_writes_one_audit_row_each(cast, monkeypatch):
     pushed: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.push_domain.delay", pushed.append)
+    monkeypatch.setattr("provisioning.revisions.enqueue_push", pushed.append)
     last = last_event_pk()
 
     response = client_for(cast, "support").post(reverse("admin:hosting_domain_changelist"), {

@@ -7,10 +7,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
 from hosting.models import UNLIMITED, AuditEvent, Customer, Domain, Pack, Plan
-from hosting.services import customer_create, domain_create, pack_create
+from hosting.services import customer_create, pack_create
 from mail.models import Mailbox
 from mail.services import mailbox_create, mailbox_set_password
 from mailhost.passwords import verify_password
+from provisioning.domains import domain_create
 from tests.conftest import ROLES
 from tests.factories import (
     MAILBOX_PASSWORD,

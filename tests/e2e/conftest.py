@@ -25,7 +25,7 @@ import pytest
 from django.db.models import F
 
 from hosting.models import Domain, MailHost, Pack, Plan, User
-from hosting.services import customer_create, domain_create, pack_create
+from hosting.services import customer_create, pack_create
 from mail.models import Mailbox
 from mail.services import mailbox_create
 from mailhost.stack import (
@@ -39,6 +39,7 @@ from mailhost.stack import (
     missing_packages,
     up,
 )
+from provisioning.domains import domain_create
 from provisioning.models import DomainSync
 from tests.e2e.mailclient import wait_for
 from tests.e2e.workers import Workers, make_workers, started

@@ -17,13 +17,13 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from hosting.services import domain_changed
 from mail.models import Mailbox
 from mail.services import mailbox_set_access
 from mailhost import broker
 from mailhost.passwords import hash_password
 from provisioning import services, snapshot
 from provisioning.models import DomainSync, SyncState
+from provisioning.revisions import domain_changed
 from tests.conftest import login_mailbox
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import pop3_messages, send, wait_for

@@ -23,10 +23,10 @@ import pytest
 from django.db import connection
 
 from hosting.models import MailHost
-from hosting.services import pack_move
 from mailhost import maps, migrate
 from mailhost.stack import PORT_FIELDS, Stack, StackConfig, down, up
 from provisioning import services
+from provisioning.domains import pack_move
 from provisioning.models import DomainMove, MoveState, RetiredDomain
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import SMTPRefused, imap_login, imap_subjects, pop3_messages, send, wait_for

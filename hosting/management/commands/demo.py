@@ -11,9 +11,10 @@ from django.db import transaction
 
 from hosting.models import Customer, Domain, MailHost, Pack, Plan, Reseller, User
 from hosting.roles import SUPPORT_GROUP
-from hosting.services import customer_create, domain_create, pack_create
+from hosting.services import customer_create, pack_create
 from mail.models import Mailbox
 from mail.services import mailbox_create, mailbox_set_password
+from provisioning.domains import domain_create
 
 DEMO_DOMAIN = "example.test"
 

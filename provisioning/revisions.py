@@ -1,0 +1,54 @@
+"""The revision of a domain and the push that follows it: the low floor of provisioning.
+
+Every service function calls `domain_changed` in its transaction; on commit one push per domain
+is queued (a burst of changes coalesces on the `DomainSync.queued` flag). The push tasks are
+enqueued by name (`provisioning/tasks.py` registers them), so this module imports only hosting
+and provisioning's records, and mail, lists and the domain life-cycle can all call it.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F
+
+from hosting.models import Domain
+from provisioning.models import DomainSync
+
+PUSH_DOMAIN_TASK = "provisioning.push_domain"
+PUSH_RETIRED_TASK = "provisioning.push_retired"
+
+
+def domain_changed(domain: Domain) -> int:
+    """Record, in the caller's transaction, that the domain's desired state changed; the mail
+    host gets the new state after commit. Returns the new revision (stamp it on changed rows)."""
+    Domain.objects.filter(pk=domain.pk).update(revision=F("revision") + 1)
+    revision = Domain.objects.values_list("revision", flat=True).get(pk=domain.pk)
+    domain.revision = revision
+    domain_id = domain.pk
+    transaction.on_commit(lambda: schedule_push(domain_id))
+    return revision
+
+
+def enqueue_push(domain_id: int) -> None:
+    """Queue the push task of a domain (to the panel's queue, by CELERY_TASK_ROUTES)."""
+    current_app.send_task(PUSH_DOMAIN_TASK, args=[domain_id])
+
+
+def enqueue_retired_push(retired_id: int) -> None:
+    """Queue the task that sends a retired domain's "absent" document to its host."""
+    current_app.send_task(PUSH_RETIRED_TASK, args=[retired_id])
+
+
+def schedule_push(domain_id: int) -> None:
+    """Enqueue one push for the domain unless one is already waiting (call on commit)."""
+    claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
+    if not claimed and not DomainSync.objects.filter(domain_id=domain_id).exists():
+        DomainSync.objects.get_or_create(domain_id=domain_id)  # the domain's first change
+        claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
+    if claimed:
+        enqueue_push(domain_id)
+
+
+def schedule_retired_push(retired_id: int) -> None:
+    enqueue_retired_push(retired_id)
