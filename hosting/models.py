@@ -312,22 +312,25 @@ class PackQuerySet(ScopedQuerySet):
     domain_path = "domains"  # a domain admin reads its domain's pack (limits and usage)
 
     def with_usage(self) -> models.QuerySet:
-        """Annotate the counters shown as `Utilisé : n/max`, one subquery each (no row explosion)."""
-        from mail.models import Mailbox
+        """Annotate the counters shown as `Utilisé : n/max`, one subquery each (no row explosion).
 
-        def count(model: type[models.Model], path: str) -> models.Subquery:
+        Rows of the apps above (mailboxes) are counted through the domain's reverse relation
+        (`Domain.mailboxes`), so this ground floor imports none of them."""
+
+        def count(relation: str) -> models.Subquery:
+            """How many `relation` rows the pack's domains hold ("pk": the domains themselves)."""
             return models.Subquery(
-                model.objects.filter(**{path: models.OuterRef("pk")})
+                Domain.objects.filter(pack=models.OuterRef("pk"))
                 .order_by()
-                .values(path)
-                .annotate(n=models.Count("pk"))
+                .values("pack")
+                .annotate(n=models.Count(relation))
                 .values("n"),
                 output_field=models.IntegerField(),
             )
 
         return self.annotate(
-            used_domains=models.functions.Coalesce(count(Domain, "pack"), 0),
-            used_mailboxes=models.functions.Coalesce(count(Mailbox, "domain__pack"), 0),
+            used_domains=models.functions.Coalesce(count("pk"), 0),
+            used_mailboxes=models.functions.Coalesce(count("mailboxes"), 0),
         )
 
 

@@ -7,5 +7,4 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("client/", views.client_area, name="client"),
     path("client/packs/<int:pk>/", views.pack_detail, name="pack"),
-    path("domains/<int:pk>/", views.domain_menu, name="domain"),
 ]

@@ -1,19 +1,26 @@
-"""The client area ("Espace Client") and a domain's main menu."""
+"""The front door and the client area ("Espace Client"); a domain's main menu is mail's."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django_tables2 import RequestConfig
 
-from hosting.access import get_domain_for_user, get_pack_for_user, seat_of
+from hosting.access import get_pack_for_user
 from hosting.models import Domain, Pack
 from hosting.roles import STAFF_ROLES, Role, role_of
 from hosting.tables import PackTable
 from hosting.usage import pack_features
-from mail.views import home_of_mailbox
-from provisioning.models import SyncState
+
+
+def home_of_mailbox(mailbox: Any) -> HttpResponse:
+    """A domain admin's start page is its domain's menu, a mailbox user's its own account."""
+    if role_of(mailbox) == Role.DOMAIN_ADMIN:
+        return redirect("mail:domain", pk=mailbox.domain_id)
+    return redirect("mail:me")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -50,19 +57,3 @@ def pack_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "hosting/pack_detail.html",
         {"pack": pack, "features": pack_features(pack), "domains": domains},
     )
-
-
-def domain_menu(request: HttpRequest, pk: int) -> HttpResponse:
-    """The domain's main menu (QmailAdmin's "Menu principal")."""
-    seat = seat_of(request)
-    if role_of(seat) == Role.ANONYMOUS:
-        return redirect("mail:login")
-    domain = get_domain_for_user(seat, pk)
-    pack = get_pack_for_user(seat, domain.pack_id)
-    features = [f for f in pack_features(pack) if f.shown]
-    sync = getattr(domain, "sync", None)
-    state = sync.state_of(domain.revision) if sync else SyncState.PENDING
-    return render(request, "hosting/domain_menu.html", {
-        "domain": domain, "pack": pack, "features": features, "state": state,
-        "error": sync.error if sync and state == SyncState.FAILED else "",
-    })

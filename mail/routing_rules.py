@@ -50,9 +50,8 @@ def lock_domains(names: Iterable[str]) -> None:
 def _name_redirects(domain: Domain, local: str, *, tagged: bool = True) -> bool | None:
     """Whether a name of the domain sends its mail on (True) or keeps it (False); None: no such
     name. A `name+tag` that is not a name itself is `name`'s (Postfix's recipient delimiter),
-    unless `tagged` is false."""
-    from lists.models import MailingList
-
+    unless `tagged` is false. A mailing list (the lists app, above mail) is read through the
+    domain's relation `lists`."""
     if Forward.objects.filter(domain=domain, local_part=local).exists():
         return True
     routing = Mailbox.objects.filter(domain=domain, local_part=local).values_list("routing", flat=True).first()
@@ -61,7 +60,7 @@ def _name_redirects(domain: Domain, local: str, *, tagged: bool = True) -> bool 
     copy_to = Robot.objects.filter(domain=domain, local_part=local).values_list("copy_to", flat=True).first()
     if copy_to is not None:
         return bool(copy_to)
-    if MailingList.objects.filter(domain=domain, name=local).exists():
+    if Domain.objects.filter(pk=domain.pk, lists__name=local).exists():
         return False
     if tagged and "+" in local:
         return _name_redirects(domain, local.split("+", 1)[0])

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from hosting import audit
 from hosting.models import Domain, Pack
 from hosting.services import limit_allows, lock_pack
-from hosting.validators import parse_quota_mb
+from hosting.validators import normalize_domain, parse_quota_mb
 from mail import routing_rules
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
 from mail.validators import check_new_password, clean_text, normalize_address, normalize_local_part
@@ -40,14 +40,13 @@ def check_mailbox_limits(pack: Pack) -> None:
 
 
 def address_taken(domain: Domain, local_part: str) -> bool:
-    """Whether the name is a mailbox, forward, robot or mailing list of the domain."""
-    from lists.models import MailingList
-
+    """Whether the name is a mailbox, forward, robot or mailing list of the domain (the lists
+    app is above mail: its rows are read through the domain's relation `lists`)."""
     return (
         Mailbox.objects.filter(domain=domain, local_part=local_part).exists()
         or Forward.objects.filter(domain=domain, local_part=local_part).exists()
         or Robot.objects.filter(domain=domain, local_part=local_part).exists()
-        or MailingList.objects.filter(domain=domain, name=local_part).exists()
+        or Domain.objects.filter(pk=domain.pk, lists__name=local_part).exists()
     )
 
 
@@ -344,8 +343,6 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: An
     elif mode == CatchAllMode.REMOTE:
         target = normalize_address(target)
     elif mode == CatchAllMode.DOMAIN:
-        from hosting.validators import normalize_domain
-
         target = normalize_domain(target)
         if target == domain.name:
             raise ValidationError(_("Choose another domain."), code="target")

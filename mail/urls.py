@@ -9,4 +9,5 @@ urlpatterns = [
     path("me/", views.me, name="me"),
     path("me/password/", views.me_password, name="me_password"),
     path("password/", views.change_password, name="change_password"),
+    path("domains/<int:pk>/", views.domain_menu, name="domain"),
 ]

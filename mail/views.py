@@ -1,4 +1,4 @@
-"""The QmailAdmin-style login and a mailbox's own pages."""
+"""The QmailAdmin-style login, a domain's main menu and a mailbox's own pages."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from hosting.access import get_domain_for_user, get_pack_for_user, seat_of
 from hosting.roles import Role, role_of
+from hosting.usage import pack_features
+from hosting.views import home_of_mailbox
 from mail.auth import TooManyAttempts, authenticate_mailbox, login_mailbox, logout_mailbox
 from mail.forms import MailboxLoginForm, NewPasswordForm, StandalonePasswordForm
 from mail.services import mailbox_set_password
@@ -29,12 +32,6 @@ def mailbox_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def home_of_mailbox(mailbox: Any) -> HttpResponse:
-    if role_of(mailbox) == Role.DOMAIN_ADMIN:
-        return redirect("hosting:domain", pk=mailbox.domain_id)
-    return redirect("mail:me")
 
 
 def login(request: HttpRequest) -> HttpResponse:
@@ -119,3 +116,19 @@ def change_password(request: HttpRequest) -> HttpResponse:
                     return redirect("mail:login")
     status = 200 if not form.errors else 400
     return render(request, "mail/change_password.html", {"form": form}, status=status)
+
+
+def domain_menu(request: HttpRequest, pk: int) -> HttpResponse:
+    """The domain's main menu (QmailAdmin's "Menu principal")."""
+    seat = seat_of(request)
+    if role_of(seat) == Role.ANONYMOUS:
+        return redirect("mail:login")
+    domain = get_domain_for_user(seat, pk)
+    pack = get_pack_for_user(seat, domain.pack_id)
+    features = [f for f in pack_features(pack) if f.shown]
+    sync = getattr(domain, "sync", None)
+    state = sync.state_of(domain.revision) if sync else SyncState.PENDING
+    return render(request, "mail/domain_menu.html", {
+        "domain": domain, "pack": pack, "features": features, "state": state,
+        "error": sync.error if sync and state == SyncState.FAILED else "",
+    })

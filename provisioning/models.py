@@ -55,6 +55,16 @@ class DomainSync(models.Model):
         return SyncState.PENDING
 
 
+def sync_state_label(sync: DomainSync | None, revision: int) -> str:
+    """The state on the host of an object last changed at `revision`, with the host's error."""
+    if sync is None:
+        return str(SyncState.PENDING.label)
+    state = sync.state_of(revision)
+    if state == SyncState.FAILED:
+        return f"{state.label}: {sync.error[:200]}"
+    return str(state.label)
+
+
 class RetiredDomain(models.Model):
     """A domain deleted in the panel, or moved away from a host, until that host confirms removal."""
 

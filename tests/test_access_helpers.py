@@ -3,7 +3,8 @@
 import pytest
 from django.http import Http404
 
-from hosting.access import get_customer_for_user, get_domain_for_user, get_mailbox_for_user, get_pack_for_user
+from hosting.access import get_customer_for_user, get_domain_for_user, get_pack_for_user
+from mail.access import get_mailbox_for_user
 from tests.conftest import Cast
 
 pytestmark = pytest.mark.django_db

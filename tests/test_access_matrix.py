@@ -48,7 +48,7 @@ class Spec:
 PANEL: dict[str, Spec] = {
     "hosting:client": Spec(ok=USERS),
     "hosting:pack": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
-    "hosting:domain": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "mail:domain": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
     "mail:me": Spec(ok=MAILBOXES),
     # An empty form: a logged-in mailbox gets its errors back (400), nobody else gets the form.
     "mail:me_password": Spec(ok=MAILBOXES, method="post", ok_status=400),
@@ -66,8 +66,8 @@ HOME_TARGETS: dict[str, Callable[[Cast], str]] = {
     RB: lambda c: reverse("admin:index"),
     CA: lambda c: reverse("hosting:client"),
     CB: lambda c: reverse("hosting:client"),
-    DA: lambda c: reverse("hosting:domain", args=[c.a.domain.pk]),
-    DB: lambda c: reverse("hosting:domain", args=[c.b.domain.pk]),
+    DA: lambda c: reverse("mail:domain", args=[c.a.domain.pk]),
+    DB: lambda c: reverse("mail:domain", args=[c.b.domain.pk]),
     MA: lambda c: reverse("mail:me"),
 }
 

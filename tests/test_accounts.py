@@ -69,7 +69,7 @@ def test_demo_command_prints_logins_that_work(db: None, capsys: pytest.CaptureFi
     response = Client().post(reverse("mail:login"), {"account": "postmaster", "domain": "example.test",
                                                      "password": logins["QmailAdmin"]})
     assert response.status_code == 302
-    assert response["Location"] == reverse("hosting:domain", args=[Domain.objects.get(name="example.test").pk])
+    assert response["Location"] == reverse("mail:domain", args=[Domain.objects.get(name="example.test").pk])
     client = Client()
     client.post(reverse("account_login"), {"login": "client@example.test", "password": logins["customer"]})
     assert client.get(reverse("hosting:client")).status_code == 200

@@ -61,14 +61,14 @@ def test_postmaster_lands_on_the_domain_menu(cast):
     response = post_login(client, "postmaster", "alpha-domain.test", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("hosting:domain", kwargs={"pk": cast.a.domain.pk})
+    assert response.url == reverse("mail:domain", kwargs={"pk": cast.a.domain.pk})
 
 
 def test_postmaster_then_sees_the_domain_menu(cast):
     client = english_client()
     post_login(client, "postmaster", "alpha-domain.test", MAILBOX_PASSWORD)
 
-    response = client.get(reverse("hosting:domain", kwargs={"pk": cast.a.domain.pk}))
+    response = client.get(reverse("mail:domain", kwargs={"pk": cast.a.domain.pk}))
 
     assert response.status_code == 200
     assert "alpha-domain.test" in response.content.decode()
@@ -80,7 +80,7 @@ def test_address_in_the_account_field_with_an_empty_domain_logs_in(cast):
     response = post_login(client, "postmaster@alpha-domain.test", "", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("hosting:domain", kwargs={"pk": cast.a.domain.pk})
+    assert response.url == reverse("mail:domain", kwargs={"pk": cast.a.domain.pk})
 
 
 def test_plain_mailbox_lands_on_its_own_page(cast):
@@ -96,7 +96,7 @@ def test_plain_mailbox_cannot_open_its_domain_menu(cast):
     client = english_client()
     post_login(client, cast.mailbox_user.address, "", MAILBOX_PASSWORD)
 
-    response = client.get(reverse("hosting:domain", kwargs={"pk": cast.a.domain.pk}))
+    response = client.get(reverse("mail:domain", kwargs={"pk": cast.a.domain.pk}))
 
     assert response.status_code == 404
 
@@ -107,7 +107,7 @@ def test_account_and_domain_are_case_insensitive(cast):
     response = post_login(client, "PostMaster", "Alpha-Domain.TEST", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("hosting:domain", kwargs={"pk": cast.a.domain.pk})
+    assert response.url == reverse("mail:domain", kwargs={"pk": cast.a.domain.pk})
 
 
 def test_unicode_domain_logs_in_to_a_punycode_domain(cast):
@@ -118,7 +118,7 @@ def test_unicode_domain_logs_in_to_a_punycode_domain(cast):
     response = post_login(client, "postmaster", "Café.test", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("hosting:domain", kwargs={"pk": domain.pk})
+    assert response.url == reverse("mail:domain", kwargs={"pk": domain.pk})
 
 
 @pytest.mark.parametrize(

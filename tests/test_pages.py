@@ -39,7 +39,7 @@ def test_client_area_queries_do_not_grow_with_packs(cast: Cast, role: str) -> No
 def test_pack_and_domain_pages_queries_do_not_grow(cast: Cast) -> None:
     for role, url in (
         ("customer_a", reverse("hosting:pack", args=[cast.a.pack.pk])),
-        ("domain_admin_a", reverse("hosting:domain", args=[cast.a.domain.pk])),
+        ("domain_admin_a", reverse("mail:domain", args=[cast.a.domain.pk])),
     ):
         client = client_for(cast, role)
         before = count_queries(client, url)
@@ -70,7 +70,7 @@ def test_client_area_pages_on_the_server(cast: Cast) -> None:
 def test_pack_page_shows_limits_host_and_domains(cast: Cast) -> None:
     body = client_for(cast, "customer_a").get(reverse("hosting:pack", args=[cast.a.pack.pk])).content.decode()
     assert "alpha-domain.test" in body
-    assert reverse("hosting:domain", args=[cast.a.domain.pk]) in body
+    assert reverse("mail:domain", args=[cast.a.domain.pk]) in body
     assert "2/5" in body  # POP accounts: postmaster and alphauser
     assert "mx1.hosting.test" in body
 
@@ -81,7 +81,7 @@ def test_domain_menu_hides_features_the_pack_does_not_include(cast: Cast) -> Non
     cast.a.plan.save()
     client = client_for(cast, "domain_admin_a")
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    body = client.get(reverse("hosting:domain", args=[cast.a.domain.pk])).content.decode()
+    body = client.get(reverse("mail:domain", args=[cast.a.domain.pk])).content.decode()
     assert "Robots" not in body and "New mail robot" not in body
     assert "Mailing lists" in body and "0/unlimited" in body
     assert "POP accounts" in body and "2/5" in body
@@ -92,7 +92,7 @@ def test_domain_menu_says_when_a_limit_is_reached(cast: Cast) -> None:
     cast.a.plan.save()
     client = client_for(cast, "domain_admin_a")
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    body = client.get(reverse("hosting:domain", args=[cast.a.domain.pk])).content.decode()
+    body = client.get(reverse("mail:domain", args=[cast.a.domain.pk])).content.decode()
     assert "limit reached" in body
 
 

@@ -50,7 +50,7 @@ def test_every_page_of_every_seat_carries_the_policy(cast):
         "operator": ["/", *admin_urls(cast), "/accounts/2fa/", "/accounts/2fa/totp/activate"],
         "customer_a": [reverse("hosting:client"), reverse("hosting:pack", args=[cast.a.pack.pk]),
                        reverse("hosting:pack", args=[cast.b.pack.pk])],
-        "domain_admin_a": [reverse("hosting:domain", args=[cast.a.domain.pk])],
+        "domain_admin_a": [reverse("mail:domain", args=[cast.a.domain.pk])],
         "mailbox_a": [reverse("mail:me")],
     }
     seen = set()

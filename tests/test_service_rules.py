@@ -22,7 +22,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.urls import reverse
 
-from hosting.admin import PlanForm, _form_error, move_label, sync_state_label
+from hosting.admin import PlanForm, _form_error
 from hosting.models import UNLIMITED, AuditEvent, Customer, Domain, MailHost, Pack, Plan, User
 from hosting.roles import SUPPORT_GROUP
 from hosting.services import customer_create, limit_allows, pack_create
@@ -46,8 +46,9 @@ from mail.services import (
     robot_delete,
 )
 from mailhost.passwords import verify_password
+from provisioning.admin import move_label
 from provisioning.domains import domain_create, domain_delete, pack_move
-from provisioning.models import DomainSync, RetiredDomain, SyncState
+from provisioning.models import DomainSync, RetiredDomain, SyncState, sync_state_label
 from tests.conftest import client_for
 from tests.factories import MAILBOX_PASSWORD, DomainFactory, MailboxFactory, MailHostFactory, PlanFactory, UserFactory
 

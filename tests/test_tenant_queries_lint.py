@@ -5,7 +5,7 @@ the classic cross-tenant bug, so it fails the build."""
 import re
 from pathlib import Path
 
-from hosting.access import VISIBLE_MODELS
+from mail.access import VISIBLE_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ["hosting", "mail", "lists", "provisioning"]
