@@ -23,6 +23,7 @@ from hosting.validators import (
     normalize_domain,
     parse_quota_mb,
 )
+from mailhost import contract
 
 UNLIMITED = -1
 COUNT_HELP = _("−1 means unlimited, 0 hides the feature.")
@@ -178,7 +179,8 @@ class MailHost(models.Model):
 
     @property
     def queue(self) -> str:
-        return f"host.{self.name}"
+        """The queue its agent consumes (the panel–agent contract's name for it)."""
+        return contract.host_queue(self.name)
 
     @property
     def doveadm_target(self) -> str:

@@ -24,15 +24,11 @@ from typing import Any
 
 from celery import Celery
 
-from mailhost import broker, lists, maps
+from mailhost import broker, contract, lists, maps
 from mailhost.apply import HostConfig, apply, copy_away
 from mailhost.migrate import MigrateError
-from mailhost.render import RenderError
 
 log = logging.getLogger(__name__)
-REPORT_TASK = "provisioning.report"
-MIGRATED_TASK = "provisioning.migrated"
-PANEL_QUEUE = "panel"
 
 
 def config_from_env() -> HostConfig:
@@ -56,7 +52,7 @@ def _broker() -> str:
 CONFIG = config_from_env()
 app = Celery("mailhost", broker=_broker())
 app.conf.update(
-    task_default_queue=f"host.{CONFIG.name}",
+    task_default_queue=contract.host_queue(CONFIG.name),
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
@@ -65,8 +61,8 @@ app.conf.update(
     accept_content=["json"],
     # Run with `worker -B`: list maintenance and membership changed by mail, every minute.
     beat_schedule={
-        "maintain": {"task": "mailhost.maintain", "schedule": 60.0},
-        "usage": {"task": "mailhost.report_usage", "schedule": 300.0},
+        "maintain": {"task": contract.MAINTAIN, "schedule": 60.0},
+        "usage": {"task": contract.REPORT_USAGE, "schedule": 300.0},
     },
     beat_schedule_filename=str(CONFIG.root / "celerybeat-schedule"),
 )
@@ -86,11 +82,12 @@ def _prepare() -> None:
     _prepared = True
 
 
-def report(**kwargs: Any) -> None:
-    app.send_task(REPORT_TASK, kwargs={"host": CONFIG.name, **kwargs}, queue=PANEL_QUEUE)
+def tell_panel(task: str, payload: contract.Report | contract.Migrated | contract.ListMembers | contract.Usage) -> None:
+    """Send the panel one of the contract's reports."""
+    app.send_task(task, kwargs=payload, queue=contract.PANEL_QUEUE)
 
 
-@app.task(name="mailhost.apply", acks_late=True)
+@app.task(name=contract.APPLY, acks_late=True)
 def apply_document(document: dict[str, Any]) -> None:
     """Apply one domain document and tell the panel what happened (applied or the error)."""
     _prepare()
@@ -99,15 +96,21 @@ def apply_document(document: dict[str, Any]) -> None:
         outcome = apply(document, CONFIG)
     except Exception as error:  # noqa: BLE001 - whatever went wrong, the panel must be told
         log.exception("apply of %s@%s failed", name, revision)
-        kind = "refused" if isinstance(error, RenderError) else type(error).__name__
-        report(domain=str(name), revision=revision if isinstance(revision, int) else 0, state=str(state),
-               error=f"{kind}: {error}"[:2000])
+        if isinstance(error, contract.UnknownFormat):
+            text = str(error)
+        else:
+            text = f"{'refused' if isinstance(error, contract.DocumentError) else type(error).__name__}: {error}"
+        tell_panel(contract.REPORT, {
+            "host": CONFIG.name, "domain": str(name), "state": str(state), "error": text[:2000],
+            "revision": revision if type(revision) is int else 0,
+        })
         return
     log.info("%s@%s %s (applied=%s)", outcome.domain, outcome.revision, outcome.state, outcome.applied)
-    report(domain=outcome.domain, revision=outcome.revision, state=outcome.state)
+    tell_panel(contract.REPORT, {"host": CONFIG.name, "domain": outcome.domain, "revision": outcome.revision,
+                                 "state": outcome.state})
 
 
-@app.task(name="mailhost.migrate", acks_late=True)
+@app.task(name=contract.MIGRATE, acks_late=True)
 def migrate_domain(request: dict[str, Any]) -> None:
     """Copy a moving domain's mail to its new host (mailhost.migrate) and tell the panel: what
     was copied, or the error. The maildirs stay until the panel sends the "absent" document."""
@@ -118,15 +121,14 @@ def migrate_domain(request: dict[str, Any]) -> None:
     except Exception as error:  # noqa: BLE001 - whatever went wrong, the panel must be told
         log.exception("copy of %s to %s failed", domain, request.get("target"))
         text = str(error) if isinstance(error, MigrateError) else f"{type(error).__name__}: {error}"
-        app.send_task(MIGRATED_TASK, kwargs={"host": CONFIG.name, "move": move, "domain": domain,
-                                             "error": text[:2000]}, queue=PANEL_QUEUE)
+        tell_panel(contract.MIGRATED, {"host": CONFIG.name, "move": move, "domain": domain, "error": text[:2000]})
         return
     log.info("%s copied to %s in %.2f s: %s", domain, request.get("target"), copied.seconds, copied.copied)
-    app.send_task(MIGRATED_TASK, kwargs={"host": CONFIG.name, "move": move, "domain": copied.domain,
-                                         "copied": copied.copied, "seconds": copied.seconds}, queue=PANEL_QUEUE)
+    tell_panel(contract.MIGRATED, {"host": CONFIG.name, "move": move, "domain": copied.domain,
+                                   "copied": copied.copied, "seconds": copied.seconds})
 
 
-@app.task(name="mailhost.maintain")
+@app.task(name=contract.MAINTAIN)
 def maintain() -> None:
     """mlmmj-maintd for every list, and membership changed by mail reported to the panel."""
     if not lists.available():
@@ -140,8 +142,7 @@ def maintain() -> None:
     finally:
         db.close()
     if changes:
-        app.send_task("provisioning.list_members", kwargs={"host": CONFIG.name, "changes": changes},
-                      queue=PANEL_QUEUE)
+        tell_panel(contract.LIST_MEMBERS, {"host": CONFIG.name, "changes": changes})
 
 
 def mailbox_usage(vmail_root: Path) -> dict[str, int]:
@@ -167,9 +168,9 @@ def mailbox_usage(vmail_root: Path) -> dict[str, int]:
     return usage
 
 
-@app.task(name="mailhost.report_usage")
+@app.task(name=contract.REPORT_USAGE)
 def report_usage() -> None:
     """Tell the panel how much each mailbox uses (shown as Utilisé / Quota)."""
     usage = mailbox_usage(CONFIG.vmail_root)
     if usage:
-        app.send_task("provisioning.usage", kwargs={"host": CONFIG.name, "usage": usage}, queue=PANEL_QUEUE)
+        tell_panel(contract.USAGE, {"host": CONFIG.name, "usage": usage})

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailhost import lists, maps, migrate, render
+from mailhost import contract, lists, maps, migrate, render
 from mailhost.layout import RootLayout
 from mailhost.render import RenderError
 
@@ -168,7 +168,9 @@ def _domain_lock(cfg: HostConfig, domain: str) -> Iterator[None]:
 
 
 def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
-    domain = render.domain_name(document.get("domain"))
+    """Apply a domain document (its format and shape checked against the contract first)."""
+    contract.check_document(document)
+    domain = render.domain_name(document["domain"])
     with _domain_lock(cfg, domain):
         return _apply(document, cfg)
 
@@ -191,15 +193,10 @@ MAILBOX_COLUMNS = (
 
 
 def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
-    if document.get("format") != 1:
-        raise RenderError(f"unknown document format: {document.get('format')!r}")
-    domain = render.domain_name(document.get("domain"))
-    revision = document.get("revision")
-    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+    domain = render.domain_name(document["domain"])
+    revision, state = document["revision"], document["state"]  # an int and a known state (contract)
+    if revision < 0:
         raise RenderError("invalid revision")
-    state = document.get("state")
-    if state not in ("present", "absent"):
-        raise RenderError(f"invalid state: {state!r}")
     rows = render.rows(document) if state == "present" else None
     owner = _owner(cfg)
     root = os.path.realpath(cfg.vmail_root)
@@ -296,7 +293,8 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
 
 def copy_away(request: dict[str, Any], cfg: HostConfig) -> migrate.Copied:
     """Copy a moving domain's mail to its new host (mailhost.migrate), never during an apply."""
-    domain = render.domain_name(request.get("domain"))
+    contract.check(request, contract.CopyRequest)
+    domain = render.domain_name(request["domain"])
     with _domain_lock(cfg, domain):
         return migrate.migrate(request, maps_db=cfg.maps_db, vmail_root=cfg.vmail_root,
                                postfix_dir=cfg.postfix_dir, dovecot_conf=cfg.dovecot_conf)

@@ -16,9 +16,8 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mailhost import render
+from mailhost import contract, render
 from mailhost.render import RenderError
 
 MLMMJ = Path("/usr/bin")
@@ -44,7 +43,7 @@ def list_dir(host: ListHost, domain: str, name: str) -> Path:
     return host.mlmmj_root.resolve() / render.domain_name(domain) / render.local_part(name)
 
 
-def control(document_list: dict[str, Any], domain: str, smtp_port: int) -> tuple[set[str], dict[str, str]]:
+def control(document_list: contract.MailingList, domain: str, smtp_port: int) -> tuple[set[str], dict[str, str]]:
     """The control flags and texts of a list, from the panel's options (values validated)."""
     name = render.local_part(document_list["name"])
     address = f"{name}@{domain}"
@@ -119,7 +118,7 @@ def _run(*args: str) -> str:
     ).stdout
 
 
-def ensure_list(host: ListHost, domain: str, document_list: dict[str, Any]) -> Path:
+def ensure_list(host: ListHost, domain: str, document_list: contract.MailingList) -> Path:
     """Create the list directory if needed and write its control files (idempotent)."""
     path = list_dir(host, domain, document_list["name"])
     flags, texts = control(document_list, domain, host.smtp_port)
@@ -167,7 +166,7 @@ def _applied(db: sqlite3.Connection, domain: str, name: str, kind: str) -> set[s
     return {address for (address,) in rows}
 
 
-def sync_members(host: ListHost, db: sqlite3.Connection, domain: str, document_list: dict[str, Any]) -> None:
+def sync_members(host: ListHost, db: sqlite3.Connection, domain: str, document_list: contract.MailingList) -> None:
     """Add and remove the members the panel changed since the last apply; leave the others."""
     name = document_list["name"]
     path = list_dir(host, domain, name)
@@ -214,7 +213,7 @@ def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: s
     return removed
 
 
-def membership_changes(host: ListHost, db: sqlite3.Connection) -> list[dict[str, Any]]:
+def membership_changes(host: ListHost, db: sqlite3.Connection) -> list[contract.ListChange]:
     """What changed by mail since the last apply, per list: added and removed addresses."""
     changes = []
     root = host.mlmmj_root.resolve()

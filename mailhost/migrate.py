@@ -30,9 +30,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from mailhost import maps, render
+from mailhost import contract, maps, render
 
 DOVEADM = "/usr/bin/doveadm"
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -134,16 +133,16 @@ def wait_queue_empty(postfix_dir: Path | None, domain: str, timeout: float = QUE
         time.sleep(0.2)
 
 
-def migrate(request: dict[str, Any], *, maps_db: Path, vmail_root: Path, postfix_dir: Path | None,
+def migrate(request: contract.CopyRequest, *, maps_db: Path, vmail_root: Path, postfix_dir: Path | None,
             dovecot_conf: Path | None) -> Copied:
     """Copy the mailboxes of `request["domain"]` to `request["target"]` (steps in the module's
-    docstring). The caller holds the domain's lock."""
+    docstring). The caller checked the request against the contract and holds the domain's lock."""
     t0 = time.monotonic()
-    domain = render.domain_name(request.get("domain"))
-    target = str(request.get("target", ""))
+    domain = render.domain_name(request["domain"])
+    target = request["target"]
     if not TARGET.match(target):
         raise MigrateError(f"invalid doveadm target: {target!r}")
-    wanted = {str(address).lower() for address in request.get("mailboxes", [])}
+    wanted = {address.lower() for address in request["mailboxes"]}
     db = maps.connect(maps_db)
     try:
         here = dict(db.execute("SELECT email, active FROM mailboxes WHERE domain = ?", (domain,)))

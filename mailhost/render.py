@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
+from mailhost import contract
+from mailhost.contract import DocumentError
+
 # \Z, not $: "$" also matches before a final newline.
 LOCAL_RE = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+=&-]{1,64}(?<!\.)\Z")
 LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
@@ -28,7 +31,7 @@ MAX_TEXT = 8000
 MAX_QUOTA_BYTES = 2**63 - 1  # SQLite's integer and Dovecot's quota limit are signed 64-bit
 
 
-class RenderError(ValueError):
+class RenderError(DocumentError):
     """A value in the document cannot be written safely to the mail host."""
 
 
@@ -86,7 +89,7 @@ def parse_sieve_string(quoted: str) -> str:
     return "".join(out)
 
 
-def _vacation(vacation: dict[str, Any], own: str) -> tuple[set[str], str]:
+def _vacation(vacation: contract.Vacation, own: str) -> tuple[set[str], str]:
     days = vacation.get("days")
     days = 1 if days is None else days
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
@@ -111,7 +114,7 @@ def _vacation(vacation: dict[str, Any], own: str) -> tuple[set[str], str]:
     return {"vacation", "date", "relational"}, f"if allof({', '.join(tests)}) {{\n  {action}\n}}"
 
 
-def mailbox_sieve(mailbox: dict[str, Any], own: str) -> str | None:
+def mailbox_sieve(mailbox: contract.Mailbox, own: str) -> str | None:
     """The Sieve script of a mailbox: vacation, then discard when nothing must be kept."""
     requires: set[str] = set()
     lines: list[str] = []
@@ -128,7 +131,7 @@ def mailbox_sieve(mailbox: dict[str, Any], own: str) -> str | None:
     return head + "\n".join(lines) + "\n"
 
 
-def robot_sieve(robot: dict[str, Any], own: str) -> str:
+def robot_sieve(robot: contract.Robot, own: str) -> str:
     """A robot: a copy goes on, the sender gets the fixed reply, nothing is stored."""
     lines = ['require ["vacation", "vacation-seconds"];']
     if robot.get("copy_to"):
@@ -184,7 +187,7 @@ def _quota(value: Any) -> int:
     return value
 
 
-def rows(document: dict[str, Any]) -> DomainRows:
+def rows(document: contract.DomainDocument) -> DomainRows:
     """Map rows of a present domain. Names used twice are refused (one address, one meaning)."""
     domain = domain_name(document["domain"])
     mailboxes: list[MailboxRow] = []

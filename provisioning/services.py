@@ -30,6 +30,7 @@ from django.utils import timezone
 from hosting.models import Domain, MailHost
 from lists.models import ListMember, MailingList
 from mail.models import Mailbox
+from mailhost import contract
 from provisioning import snapshot
 from provisioning.domains import open_move
 from provisioning.models import DomainMove, DomainSync, MoveState, RetiredDomain
@@ -37,14 +38,12 @@ from provisioning.revisions import domain_changed, schedule_push, schedule_retir
 
 log = logging.getLogger(__name__)
 
-APPLY_TASK = "mailhost.apply"
-MIGRATE_TASK = "mailhost.migrate"
 STALE_AFTER = timedelta(seconds=60)
 COPY_STALE_AFTER = timedelta(minutes=10)  # a copy of big mailboxes takes a while: asked again after
 
 
-def send(host: MailHost, document: dict[str, Any]) -> None:
-    current_app.send_task(APPLY_TASK, args=[document], queue=host.queue)
+def send(host: MailHost, document: contract.Document) -> None:
+    current_app.send_task(contract.APPLY, args=[document], queue=host.queue)
 
 
 def push(domain_id: int) -> int | None:
@@ -78,7 +77,7 @@ def _retire_from(old_host: MailHost, name: str, revision: int) -> None:
     transaction.on_commit(lambda: schedule_retired_push(retired.pk))
 
 
-def copy_request(move: DomainMove) -> dict[str, Any]:
+def copy_request(move: DomainMove) -> contract.CopyRequest:
     """What the old host's agent needs to copy the domain's mail: its mailboxes and the target."""
     names = Mailbox.objects.filter(domain_id=move.domain_id).order_by("local_part").values_list("local_part", flat=True)
     return {
@@ -103,8 +102,8 @@ def ask_copy(move_id: int, *, states: tuple[str, ...]) -> bool:
     return True
 
 
-def send_copy(host: MailHost, request: dict[str, Any]) -> None:
-    current_app.send_task(MIGRATE_TASK, args=[request], queue=host.queue)
+def send_copy(host: MailHost, request: contract.CopyRequest) -> None:
+    current_app.send_task(contract.MIGRATE, args=[request], queue=host.queue)
 
 
 def record_migrated(*, host: str, move: int, domain: str, copied: list[str] | None = None,

@@ -2,26 +2,26 @@
 
 The document carries everything the host needs (password hashes, quotas, routing, Sieve inputs,
 list options and members) and nothing of the panel's database: the host never queries back.
+Its format version and shape are those of `mailhost.contract` (FORMAT, DomainDocument).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from hosting.models import Domain
 from lists.models import MailingList
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
+from mailhost import contract
+from mailhost.contract import FORMAT
 
-FORMAT = 1
 MB = 1024 * 1024
 
 
-def absent(name: str, revision: int) -> dict[str, Any]:
+def absent(name: str, revision: int) -> contract.AbsentDocument:
     """The document that removes a domain from a host."""
     return {"format": FORMAT, "domain": name, "revision": revision, "state": "absent"}
 
 
-def build(domain: Domain) -> dict[str, Any]:
+def build(domain: Domain) -> contract.DomainDocument:
     """Read the domain's rows (a constant number of queries) and return its document."""
     mailboxes = Mailbox.objects.filter(domain=domain).order_by("local_part")
     forwards = Forward.objects.filter(domain=domain).order_by("local_part")
@@ -47,8 +47,8 @@ def build(domain: Domain) -> dict[str, Any]:
     }
 
 
-def _mailbox(m: Mailbox) -> dict[str, Any]:
-    vacation = None
+def _mailbox(m: Mailbox) -> contract.Mailbox:
+    vacation: contract.Vacation | None = None
     if m.vacation_enabled:
         vacation = {
             "subject": m.vacation_subject,
@@ -72,7 +72,7 @@ def _mailbox(m: Mailbox) -> dict[str, Any]:
     }
 
 
-def _list(ml: MailingList) -> dict[str, Any]:
+def _list(ml: MailingList) -> contract.MailingList:
     members: dict[str, list[str]] = {"subscriber": [], "moderator": [], "digest": []}
     for member in ml.members.all():
         members[member.kind].append(member.address)

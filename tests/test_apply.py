@@ -27,6 +27,7 @@ import pytest
 from mailhost import apply as agent_apply
 from mailhost import maps, render
 from mailhost.apply import SIEVE_DIR, HostConfig, apply
+from mailhost.contract import DocumentError
 from mailhost.render import DISCARD_ADDRESS, RenderError
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -303,8 +304,7 @@ def test_absent_then_present_again(cfg: HostConfig) -> None:
 def test_invalid_documents_are_refused(cfg: HostConfig) -> None:
     apply(full_document(), cfg)
     before = dump(cfg)
-    for doc in (
-        {**full_document(2), "format": 2},
+    for doc in (  # refused by the contract's check (shape) or by render (values); the format: test_contract
         {**full_document(2), "revision": -1},
         {**full_document(2), "revision": True},
         {**full_document(2), "revision": "3"},
@@ -317,7 +317,7 @@ def test_invalid_documents_are_refused(cfg: HostConfig) -> None:
         document(revision=2, mailboxes=[mailbox("alice", password_hash="plain")]),
         document(revision=2, mailboxes=[mailbox("alice", quota_bytes=-1)]),
     ):
-        with pytest.raises(RenderError):
+        with pytest.raises(DocumentError):
             apply(doc, cfg)
     assert dump(cfg) == before
 

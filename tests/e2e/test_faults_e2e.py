@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from mail.models import Mailbox
 from mail.services import mailbox_set_access
-from mailhost import broker
+from mailhost import broker, contract
 from mailhost.passwords import hash_password
 from provisioning import services, snapshot
 from provisioning.models import DomainSync, SyncState
@@ -105,9 +105,9 @@ def test_documents_delivered_twice_or_out_of_order_change_nothing(e2e: E2E) -> N
     current = domain_rows(e2e, domain.name)
     queue = e2e.host.queue
     for _ in range(2):  # the old document again, twice, after the newer one
-        current_app.send_task(services.APPLY_TASK, args=[old_document], queue=queue)
+        current_app.send_task(contract.APPLY, args=[old_document], queue=queue)
     new_document = snapshot.build(type(domain).objects.get(pk=domain.pk))
-    current_app.send_task(services.APPLY_TASK, args=[new_document], queue=queue)
+    current_app.send_task(contract.APPLY, args=[new_document], queue=queue)
     marker = e2e.mailbox(domain, "marker")  # processed after the three above (one queue, one worker)
     e2e.wait_applied(domain)
     assert domain_rows(e2e, domain.name)[1] == current[1] + 1

@@ -8,6 +8,7 @@ from celery import current_app
 
 from lists.models import ListMember
 from lists.services import list_create, list_member_add
+from mailhost import contract
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import pop3_messages, send, sink_messages, wait_for
 
@@ -46,7 +47,7 @@ def test_subscription_by_mail_shows_up_in_the_panel(e2e: E2E) -> None:
     e2e.wait_applied(domain)
     send(e2e.stack, "newcomer@outside.test", f"club+subscribe@{domain.name}", "subscribe", "")
     wait_for(lambda: sink_messages(e2e.stack, "newcomer@outside.test"), timeout=30)  # the welcome
-    current_app.send_task("mailhost.maintain", queue=e2e.host.queue)  # what the agent's beat runs
+    current_app.send_task(contract.MAINTAIN, queue=e2e.host.queue)  # what the agent's beat runs
     wait_for(lambda: ListMember.objects.filter(mailing_list=news, address="newcomer@outside.test").exists(),
              timeout=30)
     e2e.wait_applied(domain)  # the panel's new revision, with the member, applied without a change

@@ -8,6 +8,7 @@ import poplib
 import pytest
 
 from mail.services import mailbox_set_password
+from mailhost import contract
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import fresh_ip, imap_subjects, pop3_messages, send, wait_for, with_subject
 
@@ -261,5 +262,5 @@ def test_mailbox_usage_is_reported_to_the_panel(e2e: E2E) -> None:
     e2e.wait_applied(domain)
     send(e2e.stack, "x@outside.test", f"rose@{domain.name}", "some weight", "y" * 50_000)
     wait_for(lambda: maildir_files(e2e, domain.name, "rose"))
-    current_app.send_task("mailhost.report_usage", queue=e2e.host.queue)  # what the agent's beat runs
+    current_app.send_task(contract.REPORT_USAGE, queue=e2e.host.queue)  # what the agent's beat runs
     wait_for(lambda: Mailbox.objects.get(pk=rose.pk).quota_used_bytes > 50_000, timeout=30)

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from mailhost import contract
 from mailhost.stack import Stack, tail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,10 +107,10 @@ def make_workers(stack: Stack, log_dir: Path) -> Workers:
     }
     common = ["worker", "--pool", "solo", "-l", "info", "--without-heartbeat", "--without-gossip",
               "--without-mingle", "-n"]
-    panel = Worker("panel", [CELERY, "-A", "config", *common, f"panel-{host_name}@localhost", "-Q", "panel"],
-                   panel_env, log_dir / "panel-worker.log")
+    panel = Worker("panel", [CELERY, "-A", "config", *common, f"panel-{host_name}@localhost",
+                             "-Q", contract.PANEL_QUEUE], panel_env, log_dir / "panel-worker.log")
     agent = Worker("agent", [CELERY, "-A", "mailhost.agent", *common, f"agent-{host_name}@localhost",
-                             "-Q", f"host.{host_name}"], agent_env, log_dir / "agent-worker.log")
+                             "-Q", contract.host_queue(host_name)], agent_env, log_dir / "agent-worker.log")
     return Workers(host_name, panel, agent, stack)
 
 

@@ -1,0 +1,361 @@
+"""The contract between the panel and the agents of the mail hosts, in one place for both sides.
+
+Plain Python, no Django: the agent (`mailhost/`) imports it, and so does the panel
+(`provisioning`, `hosting`). It names the Celery tasks and queues they talk through, the format
+version of the domain document, and the shape of everything that crosses the broker: the domain
+document (`provisioning/snapshot.py` writes it, `mailhost/render.py`, `apply.py` and `lists.py`
+read it), the copy request of a move (`mailhost/migrate.py`) and the reports the agent sends back.
+
+`check` compares a value with one of these shapes (keys and types); the agent checks every
+document with it before reading anything else (`check_document`), the tests check what the panel
+builds with `complete=True` (every key of the shape written, optional or not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
+
+# The version of the domain document. A change to its shape that an older agent would misread
+# gets a new number; an agent refuses a document whose number it does not know.
+FORMAT = 1
+
+# Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
+PANEL_QUEUE = "panel"
+HOST_QUEUE_PREFIX = "host."
+
+
+def host_queue(name: str) -> str:
+    """The queue the agent of mail host `name` consumes."""
+    return f"{HOST_QUEUE_PREFIX}{name}"
+
+
+# Tasks the agent runs (sent by the panel to host_queue(NAME); the last two by the agent's beat).
+APPLY = "mailhost.apply"  # args=[DomainDocument | AbsentDocument]
+MIGRATE = "mailhost.migrate"  # args=[CopyRequest]
+MAINTAIN = "mailhost.maintain"
+REPORT_USAGE = "mailhost.report_usage"
+AGENT_TASKS = (APPLY, MIGRATE, MAINTAIN, REPORT_USAGE)
+
+# Tasks the panel runs (queue PANEL_QUEUE). The agent sends the first four.
+REPORT = "provisioning.report"  # kwargs=Report
+MIGRATED = "provisioning.migrated"  # kwargs=Migrated
+LIST_MEMBERS = "provisioning.list_members"  # kwargs=ListMembers
+USAGE = "provisioning.usage"  # kwargs=Usage
+PUSH_DOMAIN = "provisioning.push_domain"
+PUSH_RETIRED = "provisioning.push_retired"
+RECONCILE = "provisioning.reconcile"
+PANEL_TASKS = (REPORT, MIGRATED, LIST_MEMBERS, USAGE, PUSH_DOMAIN, PUSH_RETIRED, RECONCILE)
+PANEL_TASK_PATTERN = "provisioning.*"  # Celery routes every panel task to PANEL_QUEUE
+
+
+# --------------------------------------------------------------------------------------------------
+# The domain document (task APPLY). Required keys are those the agent cannot do without; the
+# panel writes every key (NotRequired ones too: the agent has a default for each).
+# --------------------------------------------------------------------------------------------------
+
+
+class Vacation(TypedDict):
+    subject: NotRequired[str]
+    message: NotRequired[str]
+    days: NotRequired[int | None]
+    start: NotRequired[str | None]  # ISO date
+    end: NotRequired[str | None]
+
+
+class Mailbox(TypedDict):
+    local_part: str
+    password_hash: str  # {SCHEME}..., never a password
+    quota_bytes: int  # 0: no limit
+    active: bool
+    allow_pop3: bool
+    allow_imap: bool
+    allow_smtp: bool
+    routing: NotRequired[Literal["standard", "forward", "delete"]]
+    forward_to: NotRequired[list[str]]
+    keep_copy: NotRequired[bool]
+    vacation: NotRequired[Vacation | None]
+
+
+class Forward(TypedDict):
+    local_part: str
+    destinations: NotRequired[list[str]]
+
+
+class Robot(TypedDict):
+    local_part: str
+    copy_to: NotRequired[str]
+    subject: NotRequired[str]
+    message: NotRequired[str]
+
+
+class CatchAll(TypedDict):
+    mode: NotRequired[str]  # bounce, delete, mailbox, remote, domain (render refuses others)
+    target: NotRequired[str]
+
+
+class MailingList(TypedDict):
+    name: str
+    owner: NotRequired[str]
+    prefix: NotRequired[str]
+    posting: NotRequired[str]
+    reply_to: NotRequired[str]
+    reply_to_address: NotRequired[str]
+    trailer: NotRequired[str]
+    digest: NotRequired[bool]
+    remote_admin: NotRequired[bool]
+    private: NotRequired[bool]
+    sub_confirm: NotRequired[bool]
+    sub_moderate: NotRequired[bool]
+    unsub_confirm: NotRequired[bool]
+    archive: NotRequired[bool]
+    archive_access: NotRequired[str]
+    subscribers: NotRequired[list[str]]
+    moderators: NotRequired[list[str]]
+    digest_subscribers: NotRequired[list[str]]
+
+
+class DomainDocument(TypedDict):
+    """A present domain's complete desired state."""
+
+    format: int
+    domain: str
+    revision: int
+    state: Literal["present"]
+    mailboxes: NotRequired[list[Mailbox]]
+    forwards: NotRequired[list[Forward]]
+    robots: NotRequired[list[Robot]]
+    catchall: NotRequired[CatchAll | None]
+    lists: NotRequired[list[MailingList]]
+
+
+class AbsentDocument(TypedDict):
+    """The document that removes a domain from a host."""
+
+    format: int
+    domain: str
+    revision: int
+    state: Literal["absent"]
+
+
+Document = Union[DomainDocument, AbsentDocument]  # noqa: UP007 - a runtime alias, read by get_args
+
+
+# --------------------------------------------------------------------------------------------------
+# A move (task MIGRATE) and what the agent sends back
+# --------------------------------------------------------------------------------------------------
+
+
+class CopyRequest(TypedDict):
+    move: int  # the panel's DomainMove
+    domain: str
+    mailboxes: list[str]  # addresses
+    target: str  # tcp:HOST:PORT of the new host's doveadm server
+
+
+class Report(TypedDict):
+    """What became of a document (task REPORT); an error means it was not applied."""
+
+    host: str
+    domain: str
+    revision: int
+    state: str
+    error: NotRequired[str]
+
+
+class Migrated(TypedDict):
+    """What became of a copy request (task MIGRATED): what was copied, or the error."""
+
+    host: str
+    move: Any  # the request's value, sent back as it came
+    domain: str
+    copied: NotRequired[list[str]]
+    seconds: NotRequired[float]
+    error: NotRequired[str]
+
+
+class ListChange(TypedDict):
+    """Membership of a list changed by mail on the host (subscribe/unsubscribe by e-mail)."""
+
+    domain: str
+    list: str
+    kind: Literal["subscriber", "digest"]
+    added: list[str]
+    removed: list[str]
+
+
+class ListMembers(TypedDict):
+    host: str
+    changes: list[ListChange]
+
+
+class Usage(TypedDict):
+    host: str
+    usage: dict[str, int]  # address -> bytes used
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a value against a shape
+# --------------------------------------------------------------------------------------------------
+
+
+class DocumentError(ValueError):
+    """A document (or request) the agent does not apply: it does not match the contract."""
+
+
+class UnknownFormat(DocumentError):
+    """A document of a format this agent does not read."""
+
+
+class _Mismatch(Exception):  # noqa: N818 - internal, turned into a DocumentError with its path
+    def __init__(self, path: list[str], problem: str) -> None:
+        super().__init__(problem)
+        self.path, self.problem = path, problem
+
+
+Checker = Callable[[Any, bool], None]  # (value, complete) -> None, or _Mismatch
+_checkers: dict[Any, Checker] = {}
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _scalar(expected: type) -> Checker:
+    def check(value: Any, complete: bool) -> None:
+        if type(value) is not expected:  # exact type: True is no int, 1 is no float
+            raise _Mismatch([], f"expected {expected.__name__}, got {_type_name(value)}")
+
+    return check
+
+
+def _typed_dict(shape: Any) -> Checker:
+    # Read here, not from __required_keys__: with postponed annotations Python 3.11 counts a
+    # NotRequired key as required.
+    hints = get_type_hints(shape, include_extras=True)
+    required = frozenset(key for key, tp in hints.items() if get_origin(tp) is not NotRequired)
+    every = frozenset(hints)
+    fields = {key: _checker(tp) for key, tp in hints.items()}
+
+    def check(value: Any, complete: bool) -> None:
+        if type(value) is not dict:
+            raise _Mismatch([], f"expected an object, got {_type_name(value)}")
+        keys = value.keys()
+        if not keys >= (every if complete else required) or not keys <= every:
+            missing = ", ".join(sorted((every if complete else required) - keys))
+            unknown = ", ".join(sorted(str(k) for k in keys - every))
+            problems = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
+            raise _Mismatch([], "; ".join(problems))
+        for key, item in value.items():
+            try:
+                fields[key](item, complete)
+            except _Mismatch as mismatch:
+                mismatch.path.insert(0, f".{key}")
+                raise
+
+    return check
+
+
+def _list(item_check: Checker) -> Checker:
+    def check(value: Any, complete: bool) -> None:
+        if type(value) is not list:
+            raise _Mismatch([], f"expected a list, got {_type_name(value)}")
+        for index, item in enumerate(value):
+            try:
+                item_check(item, complete)
+            except _Mismatch as mismatch:
+                mismatch.path.insert(0, f"[{index}]")
+                raise
+
+    return check
+
+
+def _dict(key_check: Checker, value_check: Checker) -> Checker:
+    def check(value: Any, complete: bool) -> None:
+        if type(value) is not dict:
+            raise _Mismatch([], f"expected an object, got {_type_name(value)}")
+        for key, item in value.items():
+            try:
+                key_check(key, complete)
+                value_check(item, complete)
+            except _Mismatch as mismatch:
+                mismatch.path.insert(0, f"[{key!r}]")
+                raise
+
+    return check
+
+
+def _literal(values: tuple[Any, ...]) -> Checker:
+    def check(value: Any, complete: bool) -> None:
+        if type(value) not in {type(v) for v in values} or value not in values:
+            raise _Mismatch([], f"expected one of {', '.join(map(repr, values))}, got {value!r}")
+
+    return check
+
+
+def _union(options: list[Checker], names: str, *, optional: Checker | None = None) -> Checker:
+    def check(value: Any, complete: bool) -> None:
+        if optional is not None:  # X | None: a value that is not None is checked as an X
+            if value is not None:
+                optional(value, complete)
+            return
+        for option in options:
+            try:
+                option(value, complete)
+            except _Mismatch:
+                continue
+            return
+        raise _Mismatch([], f"expected {names}, got {_type_name(value)}")
+
+    return check
+
+
+def _checker(tp: Any) -> Checker:
+    """The check of one annotation (built once per type and kept)."""
+    if tp in _checkers:
+        return _checkers[tp]
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is Any:
+        made: Checker = lambda value, complete: None  # noqa: E731
+    elif tp is type(None):
+        made = _literal((None,))
+    elif tp in (str, int, bool, float):
+        made = _scalar(tp)
+    elif is_typeddict(tp):
+        made = _typed_dict(tp)
+    elif origin is NotRequired:
+        made = _checker(args[0])
+    elif origin is Literal:
+        made = _literal(args)
+    elif origin is list:
+        made = _list(_checker(args[0]))
+    elif origin is dict:
+        made = _dict(_checker(args[0]), _checker(args[1]))
+    elif args and (origin is Union or type(tp).__name__ == "UnionType"):
+        others = [a for a in args if a is not type(None)]
+        made = _union([_checker(a) for a in args], " or ".join(getattr(a, "__name__", str(a)) for a in args),
+                      optional=_checker(others[0]) if len(others) == 1 < len(args) else None)
+    else:
+        raise TypeError(f"the contract cannot check {tp!r}")
+    _checkers[tp] = made
+    return made
+
+
+def check(value: Any, shape: Any, *, complete: bool = False) -> None:
+    """Raise DocumentError unless `value` has `shape` (a TypedDict of this module, or a list of
+    one, ...): the required keys (every key with `complete`), no other key, each value of its
+    type (exactly: True is no int)."""
+    try:
+        _checker(shape)(value, complete)
+    except _Mismatch as mismatch:
+        where = "".join(mismatch.path).lstrip(".") or "the document"
+        raise DocumentError(f"{where}: {mismatch.problem}") from None
+
+
+def check_document(document: Any, *, complete: bool = False) -> None:
+    """What the agent checks before it reads a document: first its format, then its shape."""
+    version = document.get("format") if isinstance(document, dict) else None
+    if version != FORMAT or type(version) is not int:
+        raise UnknownFormat(f"unknown document format {version!r} (this agent reads {FORMAT})")
+    shape = AbsentDocument if document.get("state") == "absent" else DomainDocument
+    check(document, shape, complete=complete)
