@@ -57,11 +57,12 @@ def _unchanged(file: ConfigFile) -> bool:
 
 
 def configure(
-    config: HostConfig, *, dry_run: bool = False, force: bool = False, out: TextIO = sys.stdout
+    config: HostConfig, *, dry_run: bool = False, force: bool = False, out: TextIO | None = None
 ) -> list[Path]:
     """Write (or with `dry_run` print) the host's configuration; return the files written."""
     files = production_files(config, doveadm_password(config).strip())
     if dry_run:
+        out = out or sys.stdout
         for file in files:
             print(f"==> {file.path} (mode {file.mode:o}, {file.owner}:{file.group}) <==", file=out)
             print("(secret: not shown)\n" if file.secret else file.text, file=out)
