@@ -13,10 +13,8 @@ from django.db import transaction
 from django.db.models import F
 
 from hosting.models import Domain
+from mailhost import contract
 from provisioning.models import DomainSync
-
-PUSH_DOMAIN_TASK = "provisioning.push_domain"
-PUSH_RETIRED_TASK = "provisioning.push_retired"
 
 
 def domain_changed(domain: Domain) -> int:
@@ -32,12 +30,12 @@ def domain_changed(domain: Domain) -> int:
 
 def enqueue_push(domain_id: int) -> None:
     """Queue the push task of a domain (to the panel's queue, by CELERY_TASK_ROUTES)."""
-    current_app.send_task(PUSH_DOMAIN_TASK, args=[domain_id])
+    current_app.send_task(contract.PUSH_DOMAIN, args=[domain_id])
 
 
 def enqueue_retired_push(retired_id: int) -> None:
     """Queue the task that sends a retired domain's "absent" document to its host."""
-    current_app.send_task(PUSH_RETIRED_TASK, args=[retired_id])
+    current_app.send_task(contract.PUSH_RETIRED, args=[retired_id])
 
 
 def schedule_push(domain_id: int) -> None:
