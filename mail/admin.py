@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting.admin import VIEW, ServiceForm, TenantAdmin
 from hosting.roles import Role
-from mail.models import Mailbox
+from mail.models import POSTMASTER, Mailbox
 from mail.services import (
     mailbox_delete,
     mailbox_set_access,
@@ -69,7 +69,7 @@ class MailboxAdmin(TenantAdmin):
     service_deletes = True
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.local_part == "postmaster":
+        if obj is not None and obj.local_part == POSTMASTER:
             return False
         return super().has_delete_permission(request, obj)
 

@@ -24,14 +24,14 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from hosting.validators import normalize_domain
-from mail.models import LoginThrottle, Mailbox
+from mail.models import POSTMASTER, LoginThrottle, Mailbox
 from mail.validators import normalize_local_part
 from mailhost.passwords import hash_password, needs_upgrade, verify_password
 from provisioning.revisions import domain_changed
 
 SESSION_ID = "mailbox_id"
 SESSION_HASH = "mailbox_auth"
-DEFAULT_ACCOUNT = "postmaster"
+DEFAULT_ACCOUNT = POSTMASTER
 
 
 def parse_login(account: str, domain: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Domain, DomainChildQuerySet
 
+POSTMASTER = "postmaster"  # every domain's first mailbox, its admin; never deleted
 
 class Routing(models.TextChoices):
     STANDARD = "standard", _("Standard (no forwarding)")
@@ -27,7 +28,7 @@ class Mailbox(models.Model):
     of its domain (postmaster, or flagged admin) or as a plain user of its own account.
     """
 
-    ADMIN_LOCAL_PARTS = ("postmaster",)
+    ADMIN_LOCAL_PARTS = (POSTMASTER,)
 
     domain = models.ForeignKey(
         Domain, on_delete=models.CASCADE, related_name="mailboxes", verbose_name=_("domain")

@@ -17,7 +17,7 @@ from hosting.models import Domain, Pack
 from hosting.services import limit_allows, lock_pack
 from hosting.validators import normalize_domain, parse_quota_mb
 from mail import routing_rules
-from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
+from mail.models import POSTMASTER, CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
 from mail.validators import check_new_password, clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
 from provisioning.revisions import domain_changed
@@ -253,7 +253,7 @@ def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_us
 @transaction.atomic
 def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any) -> None:
     """Delete a mailbox (its maildir goes on the host); optionally keep its address as a forward."""
-    if mailbox.local_part == "postmaster":
+    if mailbox.local_part == POSTMASTER:
         raise ValidationError(_("You cannot delete the postmaster account."), code="postmaster")
     if getattr(acting_user, "pk", None) == mailbox.pk and isinstance(acting_user, Mailbox):
         raise ValidationError(_("You cannot delete the account you are logged in with."), code="self")

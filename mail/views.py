@@ -20,7 +20,7 @@ from hosting.views import home_of_mailbox
 from mail.auth import TooManyAttempts, authenticate_mailbox, login_mailbox, logout_mailbox
 from mail.forms import MailboxLoginForm, NewPasswordForm, StandalonePasswordForm
 from mail.services import mailbox_set_password
-from provisioning.models import SyncState
+from provisioning.models import sync_state
 
 
 def mailbox_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -61,10 +61,8 @@ def logout(request: HttpRequest) -> HttpResponse:
 
 
 def _me_context(mailbox: Any, form: Any) -> dict[str, Any]:
-    sync = getattr(mailbox.domain, "sync", None)
-    state = sync.state_of(mailbox.revision) if sync else SyncState.PENDING
-    return {"mailbox": mailbox, "form": form, "state": state,
-            "error": sync.error if sync and state == SyncState.FAILED else ""}
+    state, error = sync_state(getattr(mailbox.domain, "sync", None), mailbox.revision)
+    return {"mailbox": mailbox, "form": form, "state": state, "error": error}
 
 
 @mailbox_required
@@ -126,9 +124,7 @@ def domain_menu(request: HttpRequest, pk: int) -> HttpResponse:
     domain = get_domain_for_user(seat, pk)
     pack = get_pack_for_user(seat, domain.pack_id)
     features = [f for f in pack_features(pack) if f.shown]
-    sync = getattr(domain, "sync", None)
-    state = sync.state_of(domain.revision) if sync else SyncState.PENDING
+    state, error = sync_state(getattr(domain, "sync", None), domain.revision)
     return render(request, "mail/domain_menu.html", {
-        "domain": domain, "pack": pack, "features": features, "state": state,
-        "error": sync.error if sync and state == SyncState.FAILED else "",
+        "domain": domain, "pack": pack, "features": features, "state": state, "error": error,
     })

@@ -18,6 +18,7 @@ from hosting.models import Domain, Pack
 from hosting.roles import Role, role_of
 from hosting.services import pack_create, pack_update
 from hosting.validators import normalize_domain
+from mail.models import POSTMASTER
 from mail.services import mailbox_create
 from mail.validators import check_new_password
 from provisioning.domains import domain_create, domain_delete, pack_move
@@ -165,7 +166,7 @@ class DomainAdmin(TenantAdmin):
         data = form.cleaned_data
         domain = domain_create(pack=data["pack"], name=data["name"], acting_user=request.user)
         mailbox_create(
-            domain=domain, local_part="postmaster", real_name="Postmaster",
+            domain=domain, local_part=POSTMASTER, real_name="Postmaster",
             password=data["postmaster_password"], is_admin=True, acting_user=request.user,
         )
         return domain

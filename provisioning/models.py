@@ -55,14 +55,19 @@ class DomainSync(models.Model):
         return SyncState.PENDING
 
 
-def sync_state_label(sync: DomainSync | None, revision: int) -> str:
-    """The state on the host of an object last changed at `revision`, with the host's error."""
+def sync_state(sync: DomainSync | None, revision: int) -> tuple[SyncState, str]:
+    """The state on the host of an object last changed at `revision` of its domain (`sync`: the
+    domain's DomainSync, None before its first push), and the host's error when it failed."""
     if sync is None:
-        return str(SyncState.PENDING.label)
+        return SyncState.PENDING, ""
     state = sync.state_of(revision)
-    if state == SyncState.FAILED:
-        return f"{state.label}: {sync.error[:200]}"
-    return str(state.label)
+    return state, sync.error if state == SyncState.FAILED else ""
+
+
+def sync_state_label(sync: DomainSync | None, revision: int) -> str:
+    """`sync_state` in one line, as the admin lists show it."""
+    state, error = sync_state(sync, revision)
+    return f"{state.label}: {error[:200]}" if error else str(state.label)
 
 
 class RetiredDomain(models.Model):

@@ -12,7 +12,7 @@ from django.db import transaction
 from hosting.models import Customer, Domain, MailHost, Pack, Plan, Reseller, User
 from hosting.roles import SUPPORT_GROUP
 from hosting.services import customer_create, pack_create
-from mail.models import Mailbox
+from mail.models import POSTMASTER, Mailbox
 from mail.services import mailbox_create, mailbox_set_password
 from provisioning.domains import domain_create
 
@@ -52,9 +52,9 @@ class Command(BaseCommand):
 
         logins: list[tuple[str, str, str]] = []
         postmaster_password = new_password()
-        postmaster = Mailbox.objects.filter(domain=domain, local_part="postmaster").first()
+        postmaster = Mailbox.objects.filter(domain=domain, local_part=POSTMASTER).first()
         if postmaster is None:
-            mailbox_create(domain=domain, local_part="postmaster", password=postmaster_password,
+            mailbox_create(domain=domain, local_part=POSTMASTER, password=postmaster_password,
                            real_name="Postmaster", is_admin=True, acting_user=None)
         else:
             mailbox_set_password(mailbox=postmaster, password=postmaster_password, acting_user=None)
