@@ -13,7 +13,7 @@ from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env_bool, env_int, env_list, env_str
-from mailhost import broker
+from mailhost import broker, contract
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -219,17 +219,17 @@ DJANGO_TABLES2_PAGE_RANGE = 7
 # Celery: Redis when REDIS_URL is set, otherwise the embedded broker, a SQLite file under var/ that
 # needs no server (mailhost/broker.py; the local agent's default is the same file).
 CELERY_BROKER_URL = REDIS_URL or broker.url_for(VAR_DIR / broker.FILE_NAME)
-CELERY_TASK_DEFAULT_QUEUE = "panel"
+CELERY_TASK_DEFAULT_QUEUE = contract.PANEL_QUEUE
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_TASK_ROUTES = {"provisioning.*": {"queue": "panel"}}
+CELERY_TASK_ROUTES = {contract.PANEL_TASK_PATTERN: {"queue": contract.PANEL_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     # Re-send every domain whose mail host has not confirmed its revision (the durable record).
-    "reconcile": {"task": "provisioning.reconcile", "schedule": env_int("RECONCILE_SECONDS", 30)},
+    "reconcile": {"task": contract.RECONCILE, "schedule": env_int("RECONCILE_SECONDS", 30)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
