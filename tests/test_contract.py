@@ -209,8 +209,6 @@ def test_a_copy_request_of_another_shape_is_refused(host: dict[str, Any]) -> Non
 
 # --- names ---------------------------------------------------------------------------------------
 
-# Files that are not this part's to change, still naming tasks or queues in bare strings: their
-# owners switch them to the contract's constants, then their entry goes.
 def _queue_literals(tree: ast.AST) -> set[str]:
     """String literals in the places of a queue: `queue=...`, `{"queue": ...}`, `X_QUEUE = ...`,
     after "-Q" in a command line ("panel" alone is also the name of many other things)."""
