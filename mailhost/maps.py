@@ -1,7 +1,7 @@
 """The host-local SQLite database that Postfix (`proxy:sqlite:` maps) and Dovecot (`driver = sql`,
 sqlite) read live. The agent replaces one domain's rows in one transaction; nothing else writes it.
 
-Plain Python: used by the agent and by the mail-stack bring-up (mailhost/stack.py).
+Plain Python: used by the agent and by the mail-stack bring-up (mailhost/stack/).
 """
 
 from __future__ import annotations
