@@ -316,8 +316,8 @@ class PackQuerySet(ScopedQuerySet):
     def with_usage(self) -> models.QuerySet:
         """Annotate the counters shown as `Utilisé : n/max`, one subquery each (no row explosion).
 
-        Rows of the apps above (mailboxes) are counted through the domain's reverse relation
-        (`Domain.mailboxes`), so this ground floor imports none of them."""
+        Rows of the apps above (mailboxes, forwards, robots, lists) are counted through the
+        domain's reverse relations (`Domain.mailboxes`...), so this ground floor imports none of them."""
 
         def count(relation: str) -> models.Subquery:
             """How many `relation` rows the pack's domains hold ("pk": the domains themselves)."""
@@ -333,6 +333,9 @@ class PackQuerySet(ScopedQuerySet):
         return self.annotate(
             used_domains=models.functions.Coalesce(count("pk"), 0),
             used_mailboxes=models.functions.Coalesce(count("mailboxes"), 0),
+            used_forwards=models.functions.Coalesce(count("forwards"), 0),
+            used_robots=models.functions.Coalesce(count("robots"), 0),
+            used_lists=models.functions.Coalesce(count("lists"), 0),
         )
 
 

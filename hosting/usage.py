@@ -37,16 +37,13 @@ class Feature:
 
 
 def pack_features(pack: Pack) -> list[Feature]:
-    """The pack's features with their counters; `pack` must come from `with_usage()`.
-
-    Forwards, robots and lists have no rows before issue 3, so they count zero until then.
-    """
+    """The pack's features with their counters; `pack` must come from `with_usage()`."""
     plan = pack.plan
     return [
         Feature(
             "mailboxes", _("POP accounts"), _("New POP account"), pack.used_mailboxes, plan.max_mailboxes
         ),
-        Feature("forwards", _("Forwards"), _("New forward"), 0, plan.max_forwards),
-        Feature("robots", _("Robots"), _("New mail robot"), 0, plan.max_robots),
-        Feature("lists", _("Mailing lists"), _("New mailing list"), 0, plan.max_lists),
+        Feature("forwards", _("Forwards"), _("New forward"), pack.used_forwards, plan.max_forwards),
+        Feature("robots", _("Robots"), _("New mail robot"), pack.used_robots, plan.max_robots),
+        Feature("lists", _("Mailing lists"), _("New mailing list"), pack.used_lists, plan.max_lists),
     ]

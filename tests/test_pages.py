@@ -8,6 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from lists.models import MailingList
+from mail.models import Forward, Robot
 from tests.conftest import Cast, client_for
 from tests.factories import DomainFactory, MailboxFactory, PackFactory
 
@@ -48,7 +50,50 @@ def test_pack_and_domain_pages_queries_do_not_grow(cast: Cast) -> None:
         DomainFactory(pack=cast.a.pack)
         for _ in range(4):
             MailboxFactory(domain=cast.a.domain)
+        add_rows(cast, forwards=3, robots=2, lists=2, prefix=role)
         assert count_queries(client, url) == before, role
+
+
+def add_rows(cast: Cast, *, forwards: int = 0, robots: int = 0, lists: int = 0, prefix: str = "") -> None:
+    """Forwards, robots and lists in alpha's domain, written as rows (no service, no limit check)."""
+    domain = cast.a.domain
+    for n in range(forwards):
+        Forward.objects.create(domain=domain, local_part=f"{prefix}fwd{n}", destinations=["x@remote.test"])
+    for n in range(robots):
+        Robot.objects.create(domain=domain, local_part=f"{prefix}robot{n}", subject="s", message="m")
+    for n in range(lists):
+        MailingList.objects.create(domain=domain, name=f"{prefix}list{n}", owner="owner@remote.test")
+
+
+def set_limits(cast: Cast, **limits: int) -> None:
+    for field, value in limits.items():
+        setattr(cast.a.plan, field, value)
+    cast.a.plan.save()
+
+
+def test_domain_menu_and_pack_page_count_forwards_robots_and_lists(cast: Cast) -> None:
+    set_limits(cast, max_forwards=10, max_robots=5, max_lists=-1)
+    add_rows(cast, forwards=3, robots=2, lists=4)
+    other = PackFactory(customer=cast.a.customer, plan=cast.a.plan, mail_host=cast.host)
+    Forward.objects.create(domain=DomainFactory(pack=other), local_part="elsewhere", destinations=["x@remote.test"])
+    for role, url in (
+        ("domain_admin_a", reverse("mail:domain", args=[cast.a.domain.pk])),
+        ("customer_a", reverse("hosting:pack", args=[cast.a.pack.pk])),
+    ):
+        client = client_for(cast, role)
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+        body = client.get(url).content.decode()
+        assert "Used: 3/10" in body and "Used: 2/5" in body and "Used: 4/unlimited" in body, role
+
+
+def test_domain_menu_says_when_a_forward_robot_or_list_limit_is_reached(cast: Cast) -> None:
+    set_limits(cast, max_forwards=2, max_robots=1, max_lists=3)
+    add_rows(cast, forwards=2, robots=1, lists=2)
+    client = client_for(cast, "domain_admin_a")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    body = client.get(reverse("mail:domain", args=[cast.a.domain.pk])).content.decode()
+    assert "New forward — limit reached" in body and "New mail robot — limit reached" in body
+    assert "New mailing list — limit reached" not in body and "Used: 2/3" in body
 
 
 def test_client_area_shows_packs_with_usage(cast: Cast) -> None:
