@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
-from hosting.models import AuditEvent, Customer, Domain, MailHost, Pack, Plan, Reseller, ScopedQuerySet, User
+from hosting.models import Customer, Domain, Pack, ScopedQuerySet
 
 
 def seat_of(request: HttpRequest) -> Any:
@@ -50,5 +51,7 @@ def visible(model: type, user: Any) -> Any:
     return model.objects.visible_to(user)
 
 
-# The tenant tree's own models; mail.access adds the mailbox (the tenant-query lint's list).
-VISIBLE_MODELS = (AuditEvent, Customer, Domain, MailHost, Pack, Plan, Reseller, User)
+def tenant_models() -> list[type]:
+    """Every installed model whose rows are scoped to seats (the tenant-query lint's list): derived
+    from the managers, so a new tenant model is covered as soon as its manager is scoped."""
+    return [model for model in apps.get_models() if is_tenant_model(model)]

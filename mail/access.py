@@ -6,13 +6,8 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 
-from hosting.access import VISIBLE_MODELS as HOSTING_VISIBLE_MODELS
 from mail.models import Mailbox
 
 
 def get_mailbox_for_user(user: Any, pk: Any) -> Mailbox:
     return get_object_or_404(Mailbox.objects.visible_to(user).select_related("domain"), pk=pk)
-
-
-# The models the tenant-query lint watches (tests/test_tenant_queries_lint.py).
-VISIBLE_MODELS = (*HOSTING_VISIBLE_MODELS, Mailbox)

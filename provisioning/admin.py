@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from hosting import audit
+from hosting.access import visible
 from hosting.admin import ALL, ServiceForm, TenantAdmin
 from hosting.models import Domain, Pack
 from hosting.roles import Role, role_of
@@ -47,11 +48,14 @@ class PackAdmin(TenantAdmin):
     @admin.display(description=_("moves to another mail host"))
     def domain_moves(self, obj: Pack) -> str:
         """The last move of each of the pack's domains: where to, its state, when it finished."""
-        moves = DomainMove.objects.filter(domain__pack=obj).select_related("domain", "from_host", "to_host")
-        latest: dict[int, DomainMove] = {}
-        for move in moves:
-            latest.setdefault(move.domain_id, move)
-        return "; ".join(move_label(move) for move in latest.values()) or "-"
+        latest = [moves[0] for domain in obj.domains.all() if (moves := list(domain.moves.all()))]  # prefetched
+        return "; ".join(move_label(move) for move in latest) or "-"
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        return super().get_queryset(request).prefetch_related(
+            models.Prefetch("domains", queryset=visible(Domain, request.user).order_by("name")),
+            models.Prefetch("domains__moves", queryset=moves_shown(request)),
+        )
 
     def create_object(self, request: HttpRequest, form: Any) -> Pack:
         data = form.cleaned_data
@@ -92,6 +96,11 @@ class DomainChangeForm(ServiceForm):
         fields = ["pack"]
 
 
+def moves_shown(request: HttpRequest) -> models.QuerySet:
+    """The domain moves the admin lists beside a pack or a domain (newest first), as the seat sees them."""
+    return visible(DomainMove, request.user).select_related("domain", "from_host", "to_host")
+
+
 def move_label(move: DomainMove | None) -> str:
     """"alpha.test: mx1 → mx2, copying mail" (the move's state, its error, when it finished)."""
     if move is None:
@@ -119,7 +128,7 @@ class DomainAdmin(TenantAdmin):
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         return super().get_queryset(request).prefetch_related(
-            models.Prefetch("moves", queryset=DomainMove.objects.select_related("domain", "from_host", "to_host"))
+            models.Prefetch("moves", queryset=moves_shown(request))
         )
 
     @admin.action(description=_("Send again to the mail host"))
