@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from hosting.validators import normalize_domain
+from mailhost.render import CONTROL_CHARS  # the agent's own check: one pattern for panel and agent
 
 LOCAL_PART_RE = re.compile(r"^[a-z0-9._+-]+$")
 MAX_LOCAL_PART = 64
@@ -56,13 +57,10 @@ def split_address(value: str) -> tuple[str, str]:
         raise ValidationError(_("Invalid e-mail address."), code="invalid") from None
 
 
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # CRLF is made LF first; a lone CR is refused
-
-
 def clean_text(value: str, *, max_length: int, single_line: bool = False) -> str:
     """Text that goes into a Sieve script or a mail header: no control characters; one line when
     it becomes a header (a subject)."""
-    text = (value or "").replace("\r\n", "\n").strip()
+    text = (value or "").replace("\r\n", "\n").strip()  # CRLF made LF; a lone CR is refused
     if len(text) > max_length:
         raise ValidationError(
             _("This text is too long (at most %(max)d characters)."), code="max_length",

@@ -22,8 +22,9 @@ DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}\Z){LABEL}(\.{LABEL})+\Z")
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # Characters a Sieve quoted string (RFC 5228) may carry once escaped: no NUL, no other control
 # character than tab and line feed (a bare CR makes Pigeonhole refuse the whole script), no C1
-# control (U+0080-U+009F: NEL is a line break to some mail software).
-FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# control (U+0080-U+009F: NEL is a line break to some mail software). The panel checks text with
+# this same pattern (mail.validators.clean_text), so what it accepts the agent accepts.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 DISCARD_ADDRESS = "discard@discard.invalid"
 DISCARD_DOMAIN = "discard.invalid"
 ROBOT_REPLY_SECONDS = 2000  # QmailAdmin's robots: at most 5 replies per sender per 10,000 s
@@ -55,7 +56,7 @@ def address(value: Any) -> str:
 
 
 def text(value: Any, *, single_line: bool = False) -> str:
-    if not isinstance(value, str) or len(value) > MAX_TEXT or FORBIDDEN_TEXT.search(value):
+    if not isinstance(value, str) or len(value) > MAX_TEXT or CONTROL_CHARS.search(value):
         raise RenderError("text with control characters or too long")
     try:
         value.encode("utf-8")
