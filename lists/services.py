@@ -57,9 +57,11 @@ def list_member_add(*, mailing_list: MailingList, address: str, kind: str = Memb
                     acting_user: Any) -> ListMember:
     if kind not in MemberKind.values:
         raise ValidationError(_("Choose one of the options."), code="invalid")
-    member, _created = ListMember.objects.get_or_create(
+    member, created = ListMember.objects.get_or_create(
         mailing_list=mailing_list, address=normalize_address(address), kind=kind
     )
+    if not created:
+        return member
     MailingList.objects.filter(pk=mailing_list.pk).update(revision=domain_changed(mailing_list.domain))
     audit.record(acting_user, "list.member_add", mailing_list, address=member.address, kind=kind)
     return member
@@ -68,7 +70,11 @@ def list_member_add(*, mailing_list: MailingList, address: str, kind: str = Memb
 @transaction.atomic
 def list_member_remove(*, mailing_list: MailingList, address: str, kind: str = MemberKind.SUBSCRIBER,
                        acting_user: Any) -> None:
-    ListMember.objects.filter(mailing_list=mailing_list, address=address.strip().lower(), kind=kind).delete()
+    removed, _by_model = ListMember.objects.filter(
+        mailing_list=mailing_list, address=address.strip().lower(), kind=kind
+    ).delete()
+    if not removed:
+        return
     MailingList.objects.filter(pk=mailing_list.pk).update(revision=domain_changed(mailing_list.domain))
     audit.record(acting_user, "list.member_remove", mailing_list, address=address, kind=kind)
 

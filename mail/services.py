@@ -169,6 +169,15 @@ def _touch(obj: Any, revision: int, *fields: str) -> None:
     obj.save(update_fields=[*fields, "revision"])
 
 
+def _set_fields(obj: Any, values: dict[str, Any]) -> list[str]:
+    """Set `values` on `obj`; the names of the fields whose value changed (none: a no-op call,
+    which returns before the revision, the push and the audit row)."""
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    return changed
+
+
 @transaction.atomic
 def mailbox_set_routing(
     *, mailbox: Mailbox, routing: str, forward_to: list[str] | tuple[str, ...] = (), keep_copy: bool = False,
@@ -180,9 +189,12 @@ def mailbox_set_routing(
         _destinations(mailbox.domain, forward_to, local=mailbox.local_part)
         if routing == Routing.FORWARD else []
     )
-    mailbox.routing, mailbox.forward_to = routing, destinations
-    mailbox.keep_copy = bool(keep_copy) and routing == Routing.FORWARD
-    _touch(mailbox, domain_changed(mailbox.domain), "routing", "forward_to", "keep_copy")
+    changed = _set_fields(mailbox, {
+        "routing": routing, "forward_to": destinations, "keep_copy": bool(keep_copy) and routing == Routing.FORWARD,
+    })
+    if not changed:
+        return
+    _touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, "mailbox.set_routing", mailbox, routing=routing)
 
 
@@ -199,10 +211,13 @@ def mailbox_set_vacation(
         raise ValidationError(_("The vacation cannot end before it starts."), code="dates")
     if not 1 <= int(days) <= 365:
         raise ValidationError(_("Between 1 and 365 days."), code="days")
-    mailbox.vacation_enabled, mailbox.vacation_subject, mailbox.vacation_message = bool(enabled), subject, message
-    mailbox.vacation_start, mailbox.vacation_end, mailbox.vacation_days = start, end, int(days)
-    _touch(mailbox, domain_changed(mailbox.domain), "vacation_enabled", "vacation_subject", "vacation_message",
-           "vacation_start", "vacation_end", "vacation_days")
+    changed = _set_fields(mailbox, {
+        "vacation_enabled": bool(enabled), "vacation_subject": subject, "vacation_message": message,
+        "vacation_start": start, "vacation_end": end, "vacation_days": int(days),
+    })
+    if not changed:
+        return
+    _touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, "mailbox.set_vacation", mailbox, enabled=bool(enabled))
 
 
@@ -245,7 +260,8 @@ def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> 
 def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_user: Any) -> None:
     pack = lock_pack(mailbox.domain.pack_id)
     quota = resolve_quota(pack, quota_mb, replacing=mailbox)
-    mailbox.quota_mb = quota
+    if not _set_fields(mailbox, {"quota_mb": quota}):
+        return
     _touch(mailbox, domain_changed(mailbox.domain), "quota_mb")
     audit.record(acting_user, "mailbox.set_quota", mailbox, quota_mb=quota)
 
@@ -288,7 +304,9 @@ def forward_create(*, domain: Domain, local_part: str, destinations: list[str], 
 
 @transaction.atomic
 def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Any) -> None:
-    forward.destinations = _destinations(forward.domain, destinations, local=forward.local_part)
+    targets = _destinations(forward.domain, destinations, local=forward.local_part)
+    if not _set_fields(forward, {"destinations": targets}):
+        return
     _touch(forward, domain_changed(forward.domain), "destinations")
     audit.record(acting_user, "forward.change", forward)
 
@@ -351,6 +369,9 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: An
     else:
         raise ValidationError(_("Choose what becomes of unknown e-mail."), code="invalid")
     routing_rules.check_catchall(domain=domain, mode=mode, target=target)
+    current = CatchAll.objects.filter(domain=domain, mode=mode, target=target).first()
+    if current is not None:
+        return current
     catchall, _created = CatchAll.objects.update_or_create(
         domain=domain, defaults={"mode": mode, "target": target, "revision": domain_changed(domain)}
     )
