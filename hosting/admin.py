@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting import audit
 from hosting.access import is_tenant_model, visible
+from hosting.audit import Action
 from hosting.models import AuditEvent, Customer, MailHost, Plan, Reseller, User
 from hosting.roles import Role, role_of
 from hosting.services import (
@@ -157,19 +158,19 @@ class TenantAdmin(admin.ModelAdmin):
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         if not self.service_saves:  # else the service function already wrote the audit row
-            audit.record(request.user, f"{obj._meta.model_name}.create", obj, via="admin")
+            audit.record(request.user, Action.of(obj, "create"), obj, via="admin")
         return super().log_addition(request, obj, message)
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         if not self.service_saves:  # else the service functions already wrote the audit rows
-            audit.record(request.user, f"{obj._meta.model_name}.change", obj, via="admin",
+            audit.record(request.user, Action.of(obj, "change"), obj, via="admin",
                          fields=getattr(obj, "_audit_fields", []))
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         if not self.service_deletes:  # the service function already wrote the audit row
             for obj in queryset:
-                audit.record(request.user, f"{obj._meta.model_name}.delete", obj, via="admin")
+                audit.record(request.user, Action.of(obj, "delete"), obj, via="admin")
         return super().log_deletions(request, queryset)
 
 

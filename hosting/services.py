@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from hosting import audit
+from hosting.audit import Action
 from hosting.models import UNLIMITED, Customer, Domain, MailHost, Pack, Plan, Reseller
 
 
@@ -53,7 +54,7 @@ def customer_create(
     locked = lock_reseller(reseller.pk if reseller else None)
     check_customer_pool(locked)
     customer = Customer.objects.create(reseller=locked, name=name.strip(), email=email.strip())
-    audit.record(acting_user, "customer.create", customer)
+    audit.record(acting_user, Action.CUSTOMER_CREATE, customer)
     return customer
 
 
@@ -74,7 +75,7 @@ def customer_update(*, customer: Customer, name: str, email: str = "", acting_us
         return locked
     locked.full_clean(exclude=["reseller"])
     locked.save(update_fields=changed)
-    audit.record(acting_user, "customer.change", locked, fields=changed)
+    audit.record(acting_user, Action.CUSTOMER_CHANGE, locked, fields=changed)
     return locked
 
 
@@ -91,7 +92,7 @@ def pack_create(
     if not mail_host.active:
         raise ValidationError(_("This mail host does not accept new packs."), code="host")
     pack = Pack.objects.create(customer=customer, plan=plan, mail_host=mail_host, label=label)
-    audit.record(acting_user, "pack.create", pack, plan=plan.name, mail_host=mail_host.name)
+    audit.record(acting_user, Action.PACK_CREATE, pack, plan=plan.name, mail_host=mail_host.name)
     return pack
 
 
@@ -106,7 +107,7 @@ def pack_update(*, pack: Pack, plan: Plan, label: str = "", acting_user: Any) ->
         return locked
     locked.full_clean(exclude=["customer", "mail_host"])
     locked.save(update_fields=changed)
-    audit.record(acting_user, "pack.change", locked, fields=changed, plan=plan.name)
+    audit.record(acting_user, Action.PACK_CHANGE, locked, fields=changed, plan=plan.name)
     return locked
 
 
@@ -144,7 +145,7 @@ def plan_create(*, reseller: Reseller | None, name: str, acting_user: Any, **lim
     locked = lock_reseller(reseller.pk if reseller else None)
     plan = Plan(reseller=locked, **_plan_values(name, limits))
     _save_plan(plan)
-    audit.record(acting_user, "plan.create", plan)
+    audit.record(acting_user, Action.PLAN_CREATE, plan)
     return plan
 
 
@@ -158,7 +159,7 @@ def plan_update(*, plan: Plan, name: str, acting_user: Any, **limits: int) -> Pl
     if not changed:
         return locked
     _save_plan(locked, update_fields=changed)
-    audit.record(acting_user, "plan.change", locked, fields=changed)
+    audit.record(acting_user, Action.PLAN_CHANGE, locked, fields=changed)
     return locked
 
 

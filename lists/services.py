@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from hosting import audit
+from hosting.audit import Action
 from hosting.models import Domain
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
 from mail.routing_rules import check_removal
@@ -48,7 +49,7 @@ def list_create(
     ListMember.objects.create(mailing_list=mailing_list, address=owner_address, kind=MemberKind.SUBSCRIBER)
     if posting in (Posting.SUBSCRIBERS_MODERATED, Posting.MODERATORS, Posting.MODERATED):
         ListMember.objects.create(mailing_list=mailing_list, address=owner_address, kind=MemberKind.MODERATOR)
-    audit.record(acting_user, "list.create", mailing_list)
+    audit.record(acting_user, Action.LIST_CREATE, mailing_list)
     return mailing_list
 
 
@@ -63,7 +64,7 @@ def list_member_add(*, mailing_list: MailingList, address: str, kind: str = Memb
     if not created:
         return member
     MailingList.objects.filter(pk=mailing_list.pk).update(revision=domain_changed(mailing_list.domain))
-    audit.record(acting_user, "list.member_add", mailing_list, address=member.address, kind=kind)
+    audit.record(acting_user, Action.LIST_MEMBER_ADD, mailing_list, address=member.address, kind=kind)
     return member
 
 
@@ -76,13 +77,13 @@ def list_member_remove(*, mailing_list: MailingList, address: str, kind: str = M
     if not removed:
         return
     MailingList.objects.filter(pk=mailing_list.pk).update(revision=domain_changed(mailing_list.domain))
-    audit.record(acting_user, "list.member_remove", mailing_list, address=address, kind=kind)
+    audit.record(acting_user, Action.LIST_MEMBER_REMOVE, mailing_list, address=address, kind=kind)
 
 
 @transaction.atomic
 def list_delete(*, mailing_list: MailingList, acting_user: Any) -> None:
     domain = mailing_list.domain
     check_removal(domain=domain, local=mailing_list.name)
-    audit.record(acting_user, "list.delete", mailing_list)
+    audit.record(acting_user, Action.LIST_DELETE, mailing_list)
     mailing_list.delete()
     domain_changed(domain)

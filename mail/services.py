@@ -13,6 +13,7 @@ from django.db.models import Sum
 from django.utils.translation import gettext as _
 
 from hosting import audit
+from hosting.audit import Action
 from hosting.models import Domain, Pack
 from hosting.services import limit_allows, lock_pack
 from hosting.validators import normalize_domain, parse_quota_mb
@@ -118,7 +119,7 @@ def mailbox_create(
             )
     except IntegrityError:
         raise ValidationError(_("Name already used."), code="unique") from None
-    audit.record(acting_user, "mailbox.create", mailbox)
+    audit.record(acting_user, Action.MAILBOX_CREATE, mailbox)
     return mailbox
 
 
@@ -129,7 +130,7 @@ def mailbox_set_password(*, mailbox: Mailbox, password: str, acting_user: Any) -
     revision = domain_changed(mailbox.domain)
     Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=hash_password(password), revision=revision)
     mailbox.refresh_from_db(fields=["password_hash", "revision"])
-    audit.record(acting_user, "mailbox.set_password", mailbox)
+    audit.record(acting_user, Action.MAILBOX_SET_PASSWORD, mailbox)
 
 
 MAX_DESTINATIONS = 10
@@ -195,7 +196,7 @@ def mailbox_set_routing(
     if not changed:
         return
     _touch(mailbox, domain_changed(mailbox.domain), *changed)
-    audit.record(acting_user, "mailbox.set_routing", mailbox, routing=routing)
+    audit.record(acting_user, Action.MAILBOX_SET_ROUTING, mailbox, routing=routing)
 
 
 @transaction.atomic
@@ -218,7 +219,7 @@ def mailbox_set_vacation(
     if not changed:
         return
     _touch(mailbox, domain_changed(mailbox.domain), *changed)
-    audit.record(acting_user, "mailbox.set_vacation", mailbox, enabled=bool(enabled))
+    audit.record(acting_user, Action.MAILBOX_SET_VACATION, mailbox, enabled=bool(enabled))
 
 
 @transaction.atomic
@@ -233,7 +234,7 @@ def mailbox_set_access(
     for field_name, value in changes.items():
         setattr(mailbox, field_name, value)
     _touch(mailbox, domain_changed(mailbox.domain), *changes)
-    audit.record(acting_user, "mailbox.set_access", mailbox, **changes)
+    audit.record(acting_user, Action.MAILBOX_SET_ACCESS, mailbox, **changes)
 
 
 @transaction.atomic
@@ -243,7 +244,7 @@ def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Any)
         return
     mailbox.real_name = real_name
     _touch(mailbox, domain_changed(mailbox.domain), "real_name")
-    audit.record(acting_user, "mailbox.set_real_name", mailbox)
+    audit.record(acting_user, Action.MAILBOX_SET_REAL_NAME, mailbox)
 
 
 @transaction.atomic
@@ -253,7 +254,7 @@ def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> 
         return
     mailbox.is_admin = bool(is_admin)
     _touch(mailbox, domain_changed(mailbox.domain), "is_admin")
-    audit.record(acting_user, "mailbox.set_admin", mailbox, is_admin=mailbox.is_admin)
+    audit.record(acting_user, Action.MAILBOX_SET_ADMIN, mailbox, is_admin=mailbox.is_admin)
 
 
 @transaction.atomic
@@ -263,7 +264,7 @@ def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_us
     if not _set_fields(mailbox, {"quota_mb": quota}):
         return
     _touch(mailbox, domain_changed(mailbox.domain), "quota_mb")
-    audit.record(acting_user, "mailbox.set_quota", mailbox, quota_mb=quota)
+    audit.record(acting_user, Action.MAILBOX_SET_QUOTA, mailbox, quota_mb=quota)
 
 
 @transaction.atomic
@@ -282,12 +283,12 @@ def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any)
         routing_rules.check_removal(domain=domain, local=local)
     if destinations and not limit_allows(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack).count()):
         raise ValidationError(_("Maximum number of forwards reached."), code="limit")
-    audit.record(acting_user, "mailbox.delete", mailbox, redirect_to=redirect_to)
+    audit.record(acting_user, Action.MAILBOX_DELETE, mailbox, redirect_to=redirect_to)
     mailbox.delete()
     revision = domain_changed(domain)
     if destinations:
         forward = Forward.objects.create(domain=domain, local_part=local, destinations=destinations, revision=revision)
-        audit.record(acting_user, "forward.create", forward)
+        audit.record(acting_user, Action.FORWARD_CREATE, forward)
 
 
 @transaction.atomic
@@ -298,7 +299,7 @@ def forward_create(*, domain: Domain, local_part: str, destinations: list[str], 
     forward = Forward.objects.create(
         domain=domain, local_part=local, destinations=targets, revision=domain_changed(domain)
     )
-    audit.record(acting_user, "forward.create", forward)
+    audit.record(acting_user, Action.FORWARD_CREATE, forward)
     return forward
 
 
@@ -308,14 +309,14 @@ def forward_set_destinations(*, forward: Forward, destinations: list[str], actin
     if not _set_fields(forward, {"destinations": targets}):
         return
     _touch(forward, domain_changed(forward.domain), "destinations")
-    audit.record(acting_user, "forward.change", forward)
+    audit.record(acting_user, Action.FORWARD_CHANGE, forward)
 
 
 @transaction.atomic
 def forward_delete(*, forward: Forward, acting_user: Any) -> None:
     domain = forward.domain
     routing_rules.check_removal(domain=domain, local=forward.local_part)
-    audit.record(acting_user, "forward.delete", forward)
+    audit.record(acting_user, Action.FORWARD_DELETE, forward)
     forward.delete()
     domain_changed(domain)
 
@@ -336,7 +337,7 @@ def robot_create(
         copy_to=copy_address,
         revision=domain_changed(domain),
     )
-    audit.record(acting_user, "robot.create", robot)
+    audit.record(acting_user, Action.ROBOT_CREATE, robot)
     return robot
 
 
@@ -344,7 +345,7 @@ def robot_create(
 def robot_delete(*, robot: Robot, acting_user: Any) -> None:
     domain = robot.domain
     routing_rules.check_removal(domain=domain, local=robot.local_part)
-    audit.record(acting_user, "robot.delete", robot)
+    audit.record(acting_user, Action.ROBOT_DELETE, robot)
     robot.delete()
     domain_changed(domain)
 
@@ -375,5 +376,5 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: An
     catchall, _created = CatchAll.objects.update_or_create(
         domain=domain, defaults={"mode": mode, "target": target, "revision": domain_changed(domain)}
     )
-    audit.record(acting_user, "catchall.set", catchall, mode=mode, catchall_target=target)
+    audit.record(acting_user, Action.CATCHALL_SET, catchall, mode=mode, catchall_target=target)
     return catchall

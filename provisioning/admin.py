@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from hosting import audit
 from hosting.access import visible
 from hosting.admin import ALL, ServiceForm, TenantAdmin
+from hosting.audit import Action
 from hosting.models import Domain, Pack
 from hosting.roles import Role, role_of
 from hosting.services import pack_create, pack_update
@@ -135,7 +136,7 @@ class DomainAdmin(TenantAdmin):
     def retry_provisioning(self, request: HttpRequest, queryset: Any) -> None:
         for domain in queryset:
             retry(domain)
-            audit.record(request.user, "domain.retry", domain)
+            audit.record(request.user, Action.DOMAIN_RETRY, domain)
         self.message_user(request, _("The selected domains will be sent again to their mail host."))
 
     def get_actions(self, request: HttpRequest) -> Any:

@@ -16,6 +16,7 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from hosting import audit
+from hosting.audit import Action
 from hosting.models import Domain, MailHost, Pack
 from hosting.services import check_domain_limits, lock_pack
 from hosting.validators import normalize_domain
@@ -38,7 +39,7 @@ def domain_create(*, pack: Pack, name: str, acting_user: Any) -> Domain:
     except IntegrityError:
         raise ValidationError(_("This domain is already hosted."), code="unique") from None
     domain_changed(domain)
-    audit.record(acting_user, "domain.create", domain)
+    audit.record(acting_user, Action.DOMAIN_CREATE, domain)
     return domain
 
 
@@ -59,7 +60,7 @@ def domain_delete(*, domain: Domain, acting_user: Any) -> None:
         )[0].pk
         for host_id in sorted(hosts)
     ]
-    audit.record(acting_user, "domain.delete", locked)
+    audit.record(acting_user, Action.DOMAIN_DELETE, locked)
     locked.delete()
     for retired_id in retired_ids:
         transaction.on_commit(partial(schedule_retired_push, retired_id))
@@ -89,4 +90,4 @@ def pack_move(*, pack: Pack, mail_host: MailHost, acting_user: Any) -> None:
     for domain in Domain.objects.filter(pack=locked):
         domain_changed(domain)
         open_move(domain, old, mail_host)
-    audit.record(acting_user, "pack.move", locked, old_host=old.name, new_host=mail_host.name)
+    audit.record(acting_user, Action.PACK_MOVE, locked, old_host=old.name, new_host=mail_host.name)
