@@ -12,8 +12,7 @@ from hosting import audit
 from hosting.audit import Action
 from hosting.models import Domain
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
-from mail.routing_rules import check_removal
-from mail.services import claim_name
+from mail.services import claim_name, delete_address
 from mail.validators import clean_text, normalize_address
 from provisioning.revisions import domain_changed
 
@@ -82,8 +81,4 @@ def list_member_remove(*, mailing_list: MailingList, address: str, kind: str = M
 
 @transaction.atomic
 def list_delete(*, mailing_list: MailingList, acting_user: Any) -> None:
-    domain = mailing_list.domain
-    check_removal(domain=domain, local=mailing_list.name)
-    audit.record(acting_user, Action.LIST_DELETE, mailing_list)
-    mailing_list.delete()
-    domain_changed(domain)
+    delete_address(mailing_list, local=mailing_list.name, action=Action.LIST_DELETE, acting_user=acting_user)

@@ -312,13 +312,20 @@ def forward_set_destinations(*, forward: Forward, destinations: list[str], actin
     audit.record(acting_user, Action.FORWARD_CHANGE, forward)
 
 
+def delete_address(row: Any, *, local: str, action: Action, acting_user: Any) -> None:
+    """Delete a row that holds an address of its domain (a forward, a robot, a list): unless mail
+    still goes to `local` (`routing_rules.check_removal`), write the audit row, delete, bump the
+    domain's revision. Call inside the caller's transaction."""
+    domain = row.domain
+    routing_rules.check_removal(domain=domain, local=local)
+    audit.record(acting_user, action, row)
+    row.delete()
+    domain_changed(domain)
+
+
 @transaction.atomic
 def forward_delete(*, forward: Forward, acting_user: Any) -> None:
-    domain = forward.domain
-    routing_rules.check_removal(domain=domain, local=forward.local_part)
-    audit.record(acting_user, Action.FORWARD_DELETE, forward)
-    forward.delete()
-    domain_changed(domain)
+    delete_address(forward, local=forward.local_part, action=Action.FORWARD_DELETE, acting_user=acting_user)
 
 
 @transaction.atomic
@@ -343,11 +350,7 @@ def robot_create(
 
 @transaction.atomic
 def robot_delete(*, robot: Robot, acting_user: Any) -> None:
-    domain = robot.domain
-    routing_rules.check_removal(domain=domain, local=robot.local_part)
-    audit.record(acting_user, Action.ROBOT_DELETE, robot)
-    robot.delete()
-    domain_changed(domain)
+    delete_address(robot, local=robot.local_part, action=Action.ROBOT_DELETE, acting_user=acting_user)
 
 
 @transaction.atomic
