@@ -71,7 +71,7 @@ def record(actor: Any, action: Action, target: models.Model | None, **detail: An
         actor=user,
         actor_label=label[:320],
         actor_role=role_of(actor).value if actor is not None else "system",
-        action=Action(action).value,
+        action=str(action),
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:320] if target is not None else "",
