@@ -199,6 +199,14 @@ def mailbox_set_routing(
     audit.record(acting_user, Action.MAILBOX_SET_ROUTING, mailbox, routing=routing)
 
 
+def _whole_days(value: Any) -> int:
+    """The vacation's reply period: a whole number of days from 1 to 365."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 365:
+        raise ValidationError(_("Between 1 and 365 days."), code="days")
+    return int(text)
+
+
 @transaction.atomic
 def mailbox_set_vacation(
     *, mailbox: Mailbox, enabled: bool, subject: str = "", message: str = "", start: Any = None,
@@ -210,11 +218,10 @@ def mailbox_set_vacation(
         raise ValidationError(_("Enter the vacation message."), code="required")
     if start and end and start > end:
         raise ValidationError(_("The vacation cannot end before it starts."), code="dates")
-    if not 1 <= int(days) <= 365:
-        raise ValidationError(_("Between 1 and 365 days."), code="days")
+    days = _whole_days(days)
     changed = _set_fields(mailbox, {
         "vacation_enabled": bool(enabled), "vacation_subject": subject, "vacation_message": message,
-        "vacation_start": start, "vacation_end": end, "vacation_days": int(days),
+        "vacation_start": start, "vacation_end": end, "vacation_days": days,
     })
     if not changed:
         return
@@ -334,14 +341,15 @@ def robot_create(
 ) -> Robot:
     _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
                               full=_("Maximum number of mail robots reached."))
+    subject = clean_text(subject, max_length=200, single_line=True)
+    message = clean_text(message, max_length=4000)
+    if not message:
+        raise ValidationError(_("Enter the message the robot sends."), code="required")
     copy_address = normalize_address(copy_to) if copy_to.strip() else ""
     if copy_address:
         routing_rules.check_redirect(domain=domain, local=local, destinations=[copy_address])
     robot = Robot.objects.create(
-        domain=domain, local_part=local,
-        subject=clean_text(subject, max_length=200, single_line=True),
-        message=clean_text(message, max_length=4000),
-        copy_to=copy_address,
+        domain=domain, local_part=local, subject=subject, message=message, copy_to=copy_address,
         revision=domain_changed(domain),
     )
     audit.record(acting_user, Action.ROBOT_CREATE, robot)
@@ -358,7 +366,10 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: An
     """Set what becomes of mail to unknown addresses of the domain."""
     target = (target or "").strip()
     if mode == CatchAllMode.MAILBOX:
-        local = normalize_local_part(target.split("@")[0])
+        local, _at, host = target.partition("@")
+        if host and normalize_domain(host) != domain.name:
+            raise ValidationError(_("Choose a POP account of this domain."), code="target")
+        local = normalize_local_part(local)
         if not Mailbox.objects.filter(domain=domain, local_part=local).exists():
             raise ValidationError(_("Choose a POP account of this domain."), code="target")
         target = local

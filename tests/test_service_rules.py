@@ -1073,3 +1073,37 @@ def test_a_reseller_edits_its_customers_users_with_that_same_post(cast):
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert User.objects.get(pk=cast.a.customer_user.pk).email == "renamed@alpha.test"
+
+
+# --- gaps the mutation check's review found ------------------------------------------------------
+
+@pytest.mark.parametrize("message", ["", "   ", "\n\n"])
+def test_a_robot_needs_a_message(cast, message: str) -> None:
+    refused("required", lambda: make_robot_with(cast, message=message))
+
+
+def test_a_robot_without_subject_is_accepted(cast) -> None:
+    assert make_robot_with(cast, subject="").subject == ""
+
+
+def test_the_catchall_mailbox_must_be_of_this_domain(cast) -> None:
+    refused("target", lambda: catchall_set(domain=cast.a.domain, mode=CatchAllMode.MAILBOX,
+                                           target="alphauser@bravo-domain.test", acting_user=cast.a.postmaster))
+
+
+def test_the_catchall_mailbox_may_be_named_with_its_own_domain(cast) -> None:
+    catchall = catchall_set(domain=cast.a.domain, mode=CatchAllMode.MAILBOX,
+                            target="alphauser@alpha-domain.test", acting_user=cast.a.postmaster)
+    assert catchall.target == "alphauser"
+
+
+@pytest.mark.parametrize("days", ["abc", "1.5", 1.5, "", None, True, "٣", "0", 366, -1])
+def test_vacation_days_must_be_a_whole_number_from_1_to_365(cast, days: Any) -> None:
+    refused("days", lambda: set_vacation(cast, days=days))
+
+
+@pytest.mark.parametrize(("days", "stored"), [("7", 7), (365, 365), (" 3 ", 3)])
+def test_vacation_days_as_typed(cast, days: Any, stored: int) -> None:
+    set_vacation(cast, days=days)
+    cast.mailbox_user.refresh_from_db()
+    assert cast.mailbox_user.vacation_days == stored
