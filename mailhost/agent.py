@@ -50,7 +50,9 @@ def _broker() -> str:
 
 
 CONFIG = config_from_env()
-app = Celery("mailhost", broker=_broker())
+# Never the current app of a process that imports this module (the panel's tests do): the
+# worker that runs it names it (`celery -A mailhost.agent`), and the agent sends through `app`.
+app = Celery("mailhost", broker=_broker(), set_as_current=False)
 app.conf.update(
     task_default_queue=contract.host_queue(CONFIG.name),
     task_acks_late=True,

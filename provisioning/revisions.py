@@ -8,10 +8,10 @@ and provisioning's records, and mail, lists and the domain life-cycle can all ca
 
 from __future__ import annotations
 
-from celery import current_app
 from django.db import transaction
 from django.db.models import F
 
+from config.celery import app as panel_app
 from hosting.models import Domain
 from mailhost import contract
 from provisioning.models import DomainSync
@@ -29,13 +29,14 @@ def domain_changed(domain: Domain) -> int:
 
 
 def enqueue_push(domain_id: int) -> None:
-    """Queue the push task of a domain (to the panel's queue, by CELERY_TASK_ROUTES)."""
-    current_app.send_task(contract.PUSH_DOMAIN, args=[domain_id])
+    """Queue the push task of a domain on the panel's queue (through the panel's own Celery app,
+    whatever app another import made current)."""
+    panel_app.send_task(contract.PUSH_DOMAIN, args=[domain_id], queue=contract.PANEL_QUEUE)
 
 
 def enqueue_retired_push(retired_id: int) -> None:
     """Queue the task that sends a retired domain's "absent" document to its host."""
-    current_app.send_task(contract.PUSH_RETIRED, args=[retired_id])
+    panel_app.send_task(contract.PUSH_RETIRED, args=[retired_id], queue=contract.PANEL_QUEUE)
 
 
 def schedule_push(domain_id: int) -> None:

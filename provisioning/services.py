@@ -22,11 +22,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from config.celery import app as panel_app
 from hosting.models import Domain, MailHost
 from lists.models import ListMember, MailingList
 from mail.models import Mailbox
@@ -43,7 +43,7 @@ COPY_STALE_AFTER = timedelta(minutes=10)  # a copy of big mailboxes takes a whil
 
 
 def send(host: MailHost, document: contract.Document) -> None:
-    current_app.send_task(contract.APPLY, args=[document], queue=host.queue)
+    panel_app.send_task(contract.APPLY, args=[document], queue=host.queue)
 
 
 def push(domain_id: int) -> int | None:
@@ -103,7 +103,7 @@ def ask_copy(move_id: int, *, states: tuple[str, ...]) -> bool:
 
 
 def send_copy(host: MailHost, request: contract.CopyRequest) -> None:
-    current_app.send_task(contract.MIGRATE, args=[request], queue=host.queue)
+    panel_app.send_task(contract.MIGRATE, args=[request], queue=host.queue)
 
 
 def record_migrated(*, host: str, move: int, domain: str, copied: list[str] | None = None,

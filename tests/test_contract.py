@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import current_app
 
+from config.celery import app as panel_app
 from lists.services import list_create, list_member_add
 from mail.services import (
     catchall_set,
@@ -29,7 +31,7 @@ from mail.services import (
 )
 from mailhost import agent, contract, maps
 from mailhost.apply import HostConfig, apply
-from provisioning import services, snapshot, tasks
+from provisioning import revisions, services, snapshot, tasks
 from provisioning.models import DomainMove, DomainSync, SyncState
 from tests.conftest import Cast
 from tests.factories import MailHostFactory
@@ -280,3 +282,15 @@ def test_every_task_is_registered_under_its_contract_name() -> None:
              tasks.list_members, tasks.usage}
     assert {task.name for task in panel} == set(contract.PANEL_TASKS)
     assert MailHostFactory.build(name="mx7").queue == contract.host_queue("mx7") == "host.mx7"
+
+
+def test_importing_the_agent_leaves_the_panel_app_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's Celery app (imported above) must not become the current app of a panel process:
+    the panel's pushes would then go to the agent's broker and default queue, and nothing would
+    reach the panel's worker (seen: every e2e test failed when run after this file)."""
+    assert agent.app is not panel_app and current_app._get_current_object() is panel_app
+    sent: list[tuple[Any, str, dict]] = []
+    monkeypatch.setattr(panel_app, "send_task", lambda name, **kw: sent.append((panel_app, name, kw)))
+    monkeypatch.setattr(agent.app, "send_task", lambda name, **kw: sent.append((agent.app, name, kw)))
+    revisions.enqueue_push(7)
+    assert sent == [(panel_app, contract.PUSH_DOMAIN, {"args": [7], "queue": contract.PANEL_QUEUE})]
