@@ -41,8 +41,46 @@ class StackError(RuntimeError):
     """The mail stack could not be installed, started, reloaded or stopped; the message says why."""
 
 
+class MailPaths:
+    """Paths both kinds of config derive the same way from their postfix_dir, dovecot_dir and
+    dovecot_run; and the check that their ports differ."""
+
+    postfix_dir: Path
+    dovecot_dir: Path
+    dovecot_run: Path
+
+    @property
+    def postfix_maps_dir(self) -> Path:
+        return self.postfix_dir / "sqlite"
+
+    @property
+    def dovecot_conf(self) -> Path:
+        return self.dovecot_dir / "dovecot.conf"
+
+    @property
+    def dovecot_sql_conf(self) -> Path:
+        return self.dovecot_dir / "dovecot-sql.conf.ext"
+
+    @property
+    def doveadm_password_file(self) -> Path:
+        """The doveadm server's password (root only): the same on every host mail moves between."""
+        return self.dovecot_dir / "doveadm-password"
+
+    @property
+    def lmtp_socket(self) -> Path:
+        return self.dovecot_run / "lmtp"
+
+    @property
+    def auth_socket(self) -> Path:
+        return self.dovecot_run / "auth-postfix"
+
+    def _check_ports_differ(self, ports: dict[str, int], what: str) -> None:
+        if len(set(ports.values())) != len(ports):
+            raise StackError(f"{what} ports must differ: {ports}")
+
+
 @dataclass(frozen=True)
-class StackConfig(RootLayout):
+class StackConfig(MailPaths, RootLayout):
     """Where a stack lives and the 127.0.0.1 ports it listens on."""
 
     root: Path
@@ -59,9 +97,7 @@ class StackConfig(RootLayout):
         if not root.is_absolute():
             raise StackError(f"the stack root must be an absolute path, not {self.root}")
         object.__setattr__(self, "root", Path(os.path.normpath(root)))
-        ports = self.ports
-        if len(set(ports.values())) != len(ports):
-            raise StackError(f"the stack's ports must differ: {ports}")
+        self._check_ports_differ(self.ports, "the stack's")
         if len(str(self.dovecot_run)) > MAX_BASE_DIR:
             raise StackError(
                 f"{self.root} is too long: Dovecot's sockets under {self.dovecot_run} would exceed "
@@ -120,10 +156,6 @@ class StackConfig(RootLayout):
         return self.root / "postfix" / "data"
 
     @property
-    def postfix_maps_dir(self) -> Path:
-        return self.postfix_dir / "sqlite"
-
-    @property
     def postfix_pid_file(self) -> Path:
         return self.postfix_queue / "pid" / "master.pid"
 
@@ -137,14 +169,6 @@ class StackConfig(RootLayout):
         return self.root / "dovecot"
 
     @property
-    def dovecot_conf(self) -> Path:
-        return self.dovecot_dir / "dovecot.conf"
-
-    @property
-    def dovecot_sql_conf(self) -> Path:
-        return self.dovecot_dir / "dovecot-sql.conf.ext"
-
-    @property
     def dovecot_run(self) -> Path:
         """Dovecot's base_dir: master.pid and the sockets (lmtp, auth-postfix)."""
         return self.dovecot_dir / "run"
@@ -154,21 +178,8 @@ class StackConfig(RootLayout):
         return self.dovecot_dir / "state"
 
     @property
-    def doveadm_password_file(self) -> Path:
-        """The doveadm server's password (root only): the same on every host mail moves between."""
-        return self.dovecot_dir / "doveadm-password"
-
-    @property
     def dovecot_pid_file(self) -> Path:
         return self.dovecot_run / "master.pid"
-
-    @property
-    def lmtp_socket(self) -> Path:
-        return self.dovecot_run / "lmtp"
-
-    @property
-    def auth_socket(self) -> Path:
-        return self.dovecot_run / "auth-postfix"
 
     @property
     def dovecot_log(self) -> Path:
@@ -216,7 +227,7 @@ def system_gid(group: str) -> int:
 
 
 @dataclass(frozen=True)
-class HostConfig(RootLayout):
+class HostConfig(MailPaths, RootLayout):
     """A production mail host: the system's Postfix and Dovecot, the agent's data under `root`.
 
     `root` is the agent's MAILHOST_ROOT (maps db at root/db/maps.sqlite, vmail/, mlmmj/);
@@ -255,9 +266,7 @@ class HostConfig(RootLayout):
             raise StackError(f"the hostname must be a fully qualified name, not {self.hostname!r}")
         if not re.fullmatch(r"[0-9A-Za-z.:*\[\], -]+", self.listen):
             raise StackError(f"invalid listen address(es): {self.listen!r}")
-        ports = self.ports
-        if len(set(ports.values())) != len(ports):
-            raise StackError(f"the host's ports must differ: {ports}")
+        self._check_ports_differ(self.ports, "the host's")
 
     @property
     def ports(self) -> dict[str, int]:
@@ -271,30 +280,6 @@ class HostConfig(RootLayout):
             "quota-status": self.quota_policy_port,
             "doveadm": self.doveadm_port,
         }
-
-    @property
-    def postfix_maps_dir(self) -> Path:
-        return self.postfix_dir / "sqlite"
-
-    @property
-    def dovecot_conf(self) -> Path:
-        return self.dovecot_dir / "dovecot.conf"
-
-    @property
-    def dovecot_sql_conf(self) -> Path:
-        return self.dovecot_dir / "dovecot-sql.conf.ext"
-
-    @property
-    def doveadm_password_file(self) -> Path:
-        return self.dovecot_dir / "doveadm-password"
-
-    @property
-    def lmtp_socket(self) -> Path:
-        return self.dovecot_run / "lmtp"
-
-    @property
-    def auth_socket(self) -> Path:
-        return self.dovecot_run / "auth-postfix"
 
 
 MailConfig = StackConfig | HostConfig
