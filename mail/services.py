@@ -166,8 +166,9 @@ def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local:
 
 
 def _touch(obj: Any, revision: int, *fields: str) -> None:
+    """Write the changed fields and the revision of `obj`: one UPDATE of its row."""
     obj.revision = revision
-    obj.save(update_fields=[*fields, "revision"])
+    type(obj).objects.filter(pk=obj.pk).update(revision=revision, **{name: getattr(obj, name) for name in fields})
 
 
 def _set_fields(obj: Any, values: dict[str, Any]) -> list[str]:

@@ -28,14 +28,15 @@ class DomainSync(models.Model):
     host = models.ForeignKey(
         MailHost, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("mail host")
     )
-    queued = models.BooleanField(_("push queued"), default=False)
-    sent_revision = models.PositiveBigIntegerField(_("revision sent"), default=0)
+    # Database defaults too: the claim of a first change inserts the row in plain SQL (revisions.py).
+    queued = models.BooleanField(_("push queued"), default=False, db_default=False)
+    sent_revision = models.PositiveBigIntegerField(_("revision sent"), default=0, db_default=0)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
-    applied_revision = models.PositiveBigIntegerField(_("revision applied"), default=0)
+    applied_revision = models.PositiveBigIntegerField(_("revision applied"), default=0, db_default=0)
     applied_at = models.DateTimeField(_("applied"), null=True, blank=True)
-    error = models.TextField(_("error from the mail host"), blank=True)
-    error_revision = models.PositiveBigIntegerField(_("revision that failed"), default=0)
-    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    error = models.TextField(_("error from the mail host"), blank=True, db_default="")
+    error_revision = models.PositiveBigIntegerField(_("revision that failed"), default=0, db_default=0)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
 
     objects = DomainChildQuerySet.as_manager()
 

@@ -1,15 +1,24 @@
 """The revision of a domain and the push that follows it: the low floor of provisioning.
 
-Every service function calls `domain_changed` in its transaction; on commit one push per domain
-is queued (a burst of changes coalesces on the `DomainSync.queued` flag). The push tasks are
-enqueued by name (`provisioning/tasks.py` registers them), so this module imports only hosting
-and provisioning's records, and mail, lists and the domain life-cycle can all call it.
+Every service function calls `domain_changed` in its transaction: two statements, the revision
+bump and the claim of the domain's push. A burst of changes coalesces on the `DomainSync.queued`
+flag: only the change that claims it queues a push (on commit); the push task releases the flag
+before it reads the domain, so a later change claims it again.
+
+Why a change that finds the flag taken is never missed: it claims inside its transaction, and
+holds two row locks until it commits: the domain's (the revision bump) and the record's (the
+upsert locks the row it conflicts with, even when it leaves the flag alone). A push still queued
+releases the flag (waiting on the record's lock), then reads the domain under the domain's lock
+(`provisioning.services.push`): it reads after the change's commit. tests/test_push_race.py.
+
+The push tasks are enqueued by name (`provisioning/tasks.py` registers them), so this module
+imports only hosting and provisioning's records, and mail, lists and the domain life-cycle can
+all call it.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from config.celery import app as panel_app
 from hosting.models import Domain
@@ -17,15 +26,43 @@ from mailhost import contract
 from provisioning.models import DomainSync
 
 
+def _sql(template: str) -> str:
+    quote = connection.ops.quote_name
+    return template.format(domain=quote(Domain._meta.db_table), sync=quote(DomainSync._meta.db_table))
+
+
+# One statement each (PostgreSQL and SQLite ≥ 3.35 both have RETURNING and ON CONFLICT).
+BUMP = "UPDATE {domain} SET revision = revision + 1 WHERE id = %s RETURNING revision"
+# The domain's first change creates its record (every other column has its database default);
+# a row comes back only when this call inserted the record or turned its flag from false to true.
+CLAIM = (
+    "INSERT INTO {sync} (domain_id, queued) VALUES (%s, TRUE) "
+    "ON CONFLICT (domain_id) DO UPDATE SET queued = TRUE WHERE {sync}.queued = FALSE RETURNING id"
+)
+
+
 def domain_changed(domain: Domain) -> int:
     """Record, in the caller's transaction, that the domain's desired state changed; the mail
     host gets the new state after commit. Returns the new revision (stamp it on changed rows)."""
-    Domain.objects.filter(pk=domain.pk).update(revision=F("revision") + 1)
-    revision = Domain.objects.values_list("revision", flat=True).get(pk=domain.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(BUMP), [domain.pk])
+        (revision,) = cursor.fetchone()
     domain.revision = revision
-    domain_id = domain.pk
-    transaction.on_commit(lambda: schedule_push(domain_id))
+    schedule_push(domain.pk)
     return revision
+
+
+def claim_push(domain_id: int) -> bool:
+    """Take the domain's `queued` flag; True when this caller took it and must queue the push."""
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(CLAIM), [domain_id])
+        return cursor.fetchone() is not None
+
+
+def schedule_push(domain_id: int) -> None:
+    """Queue one push for the domain, on commit, unless one is already waiting."""
+    if claim_push(domain_id):
+        transaction.on_commit(lambda: enqueue_push(domain_id))
 
 
 def enqueue_push(domain_id: int) -> None:
@@ -37,16 +74,6 @@ def enqueue_push(domain_id: int) -> None:
 def enqueue_retired_push(retired_id: int) -> None:
     """Queue the task that sends a retired domain's "absent" document to its host."""
     panel_app.send_task(contract.PUSH_RETIRED, args=[retired_id], queue=contract.PANEL_QUEUE)
-
-
-def schedule_push(domain_id: int) -> None:
-    """Enqueue one push for the domain unless one is already waiting (call on commit)."""
-    claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
-    if not claimed and not DomainSync.objects.filter(domain_id=domain_id).exists():
-        DomainSync.objects.get_or_create(domain_id=domain_id)  # the domain's first change
-        claimed = DomainSync.objects.filter(domain_id=domain_id, queued=False).update(queued=True)
-    if claimed:
-        enqueue_push(domain_id)
 
 
 def schedule_retired_push(retired_id: int) -> None:

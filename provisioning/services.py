@@ -1,9 +1,9 @@
 """How a change reaches a mail host, panel side.
 
 1. A service function bumps `Domain.revision` in its transaction
-   (`provisioning.revisions.domain_changed`) and asks, on commit, for a push (`schedule_push`).
-2. `schedule_push` claims the domain's `queued` flag: of a burst of 1,000 changes only the first
-   enqueues a task; the task releases the flag before it reads, so later changes queue again.
+   (`provisioning.revisions.domain_changed`) and claims the domain's `queued` flag there: of a
+   burst of 1,000 changes only those that find it free queue a push, on commit; the task releases
+   the flag before it reads, so later changes queue again (revisions.py says why none is missed).
 3. `push` reads the domain under its row lock (a consistent snapshot) and sends the document to the
    queue of the domain's host; `record_report` stores what the host says back.
 4. `reconcile` re-sends every domain whose host lags (the durable record drives it, not the queue).

@@ -943,14 +943,15 @@ def test_only_support_and_the_operator_may_send_a_domain_again(cast, seat, offer
     assert ('value="retry_provisioning"' in response.content.decode()) is offered
 
 
-def test_sending_domains_again_writes_one_audit_row_each(cast, monkeypatch):
+def test_sending_domains_again_writes_one_audit_row_each(cast, monkeypatch, django_capture_on_commit_callbacks):
     pushed: list[int] = []
     monkeypatch.setattr("provisioning.revisions.enqueue_push", pushed.append)
     last = last_event_pk()
 
-    response = client_for(cast, "support").post(reverse("admin:hosting_domain_changelist"), {
-        "action": "retry_provisioning", "_selected_action": [cast.a.domain.pk, cast.b.domain.pk],
-    })
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(cast, "support").post(reverse("admin:hosting_domain_changelist"), {
+            "action": "retry_provisioning", "_selected_action": [cast.a.domain.pk, cast.b.domain.pk],
+        })
 
     assert response.status_code == 302
     assert sorted(new_events(last)) == sorted([("domain.retry", str(cast.a.domain.pk)),
