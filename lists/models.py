@@ -63,6 +63,7 @@ class MailingList(models.Model):
         verbose_name_plural = _("mailing lists")
         ordering = ["domain__name", "name"]
         constraints = [models.UniqueConstraint(fields=["domain", "name"], name="list_unique_address")]
+        indexes = [models.Index(fields=["domain", "revision"], name="list_changed_since")]
 
     def __str__(self) -> str:
         return f"{self.name}@{self.domain.unicode_name}"

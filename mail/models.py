@@ -71,6 +71,7 @@ class Mailbox(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["domain", "local_part"], name="mailbox_unique_address")
         ]
+        indexes = [models.Index(fields=["domain", "revision"], name="mailbox_changed_since")]
 
     def __str__(self) -> str:
         return self.address
@@ -108,6 +109,7 @@ class Forward(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["domain", "local_part"], name="forward_unique_address")
         ]
+        indexes = [models.Index(fields=["domain", "revision"], name="forward_changed_since")]
 
     def __str__(self) -> str:
         return f"{self.local_part}@{self.domain.unicode_name}"
@@ -135,6 +137,7 @@ class Robot(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["domain", "local_part"], name="robot_unique_address")
         ]
+        indexes = [models.Index(fields=["domain", "revision"], name="robot_changed_since")]
 
     def __str__(self) -> str:
         return f"{self.local_part}@{self.domain.unicode_name}"

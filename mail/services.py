@@ -293,7 +293,7 @@ def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any)
         raise ValidationError(_("Maximum number of forwards reached."), code="limit")
     audit.record(acting_user, Action.MAILBOX_DELETE, mailbox, redirect_to=redirect_to)
     mailbox.delete()
-    revision = domain_changed(domain)
+    revision = domain_changed(domain, removed=local)
     if destinations:
         forward = Forward.objects.create(domain=domain, local_part=local, destinations=destinations, revision=revision)
         audit.record(acting_user, Action.FORWARD_CREATE, forward)
@@ -328,7 +328,7 @@ def delete_address(row: Any, *, local: str, action: Action, acting_user: Any) ->
     routing_rules.check_removal(domain=domain, local=local)
     audit.record(acting_user, action, row)
     row.delete()
-    domain_changed(domain)
+    domain_changed(domain, removed=local)
 
 
 @transaction.atomic

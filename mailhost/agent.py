@@ -96,6 +96,11 @@ def apply_document(document: dict[str, Any]) -> None:
     name, revision, state = document.get("domain"), document.get("revision"), document.get("state", "present")
     try:
         outcome = apply(document, CONFIG)
+    except contract.Behind as error:  # nothing applied: the panel sends the complete domain
+        log.info("%s@%s: %s", name, revision, error)
+        tell_panel(contract.REPORT, {"host": CONFIG.name, "domain": str(name), "state": str(state),
+                                     "revision": revision if type(revision) is int else 0, "behind": True})
+        return
     except Exception as error:  # noqa: BLE001 - whatever went wrong, the panel must be told
         log.exception("apply of %s@%s failed", name, revision)
         if isinstance(error, contract.UnknownFormat):
@@ -104,7 +109,7 @@ def apply_document(document: dict[str, Any]) -> None:
             text = f"{'refused' if isinstance(error, contract.DocumentError) else type(error).__name__}: {error}"
         tell_panel(contract.REPORT, {
             "host": CONFIG.name, "domain": str(name), "state": str(state), "error": text[:2000],
-            "revision": revision if type(revision) is int else 0,
+            "revision": revision if type(revision) is int else 0, "behind": False,
         })
         return
     log.info("%s@%s %s (applied=%s)", outcome.domain, outcome.revision, outcome.state, outcome.applied)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailhost import contract, lists, maps, migrate, render
 from mailhost.layout import RootLayout
@@ -129,15 +129,18 @@ def _remove_home(cfg: HostConfig, path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _sweep_homes(cfg: HostConfig, domain: str, keep: set[str]) -> list[str]:
-    """Remove (or archive) the maildirs of this domain that no mailbox owns any more."""
+def _sweep_homes(cfg: HostConfig, domain: str, keep: set[str], only: set[str] | None = None) -> list[str]:
+    """Remove (or archive) the maildirs of this domain that no mailbox owns any more: every
+    home but those of `keep`; with `only` (a delta's names), those among these names only,
+    without listing the domain's folder."""
     domain_dir = cfg.vmail_root / render.domain_name(domain)
     if domain_dir.is_symlink():
         raise RenderError(f"{domain_dir} is a symbolic link")
-    removed = []
+    removed: list[str] = []
     if not domain_dir.is_dir():
         return removed
-    for entry in domain_dir.iterdir():
+    candidates = (domain_dir / render.local_part(n) for n in sorted(only)) if only is not None else domain_dir.iterdir()
+    for entry in candidates:
         if entry.name not in keep and entry.is_dir() and not entry.is_symlink():
             _remove_home(cfg, entry)
             removed.append(entry.name)
@@ -192,11 +195,94 @@ MAILBOX_COLUMNS = (
 )
 
 
+class StoredMailbox(NamedTuple):
+    """A row of the maps database's `mailboxes` table, in MAILBOX_COLUMNS order."""
+
+    email: str
+    domain: str
+    password_hash: str
+    quota_bytes: int
+    active: int
+    allow_pop3: int
+    allow_imap: int
+    allow_smtp: int
+    home: str
+    sieve: str | None  # the script's path
+
+
+@dataclass
+class Stored:
+    """Rows of one domain in the maps database: all of them, or those of the addresses a delta
+    touches (then a row absent here is one the apply leaves alone)."""
+
+    mailboxes: dict[str, StoredMailbox]
+    aliases: dict[str, str]  # source -> 'a@x,b@y'
+    transports: dict[str, str]
+    names: dict[str, str]  # address -> kind
+
+
+CHUNK = 500  # addresses per "IN (...)" query
+
+
+def _select(db: Any, sql: str, key: str, domain: str, wanted: set[str] | None) -> list[tuple[Any, ...]]:
+    """Rows of `sql` (a SELECT ... WHERE domain = ?) for the domain; with `wanted`, only those
+    whose `key` column is one of these values."""
+    if wanted is None:
+        return list(db.execute(sql, (domain,)))
+    found: list[tuple[Any, ...]] = []
+    ordered = sorted(wanted)
+    for i in range(0, len(ordered), CHUNK):
+        chunk = ordered[i:i + CHUNK]
+        found += db.execute(f"{sql} AND {key} IN ({','.join('?' * len(chunk))})", (domain, *chunk))
+    return found
+
+
+def _read(db: Any, domain: str, keys: set[str] | None = None, lists: set[str] | None = None) -> Stored:
+    """The domain's stored rows; with `keys`, only those of these addresses (and the transports
+    of the list addresses `lists`)."""
+    # Table and column names are constants of this module, never input.
+    mailboxes = _select(db, f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE domain = ?",  # noqa: S608
+                        "email", domain, keys)
+    return Stored(
+        mailboxes={row[0]: StoredMailbox(*row) for row in mailboxes},
+        aliases=dict(_select(db, "SELECT source, destination FROM aliases WHERE domain = ?", "source", domain, keys)),
+        transports=dict(_select(db, "SELECT address, transport FROM transports WHERE domain = ?", "address",
+                                domain, lists)),
+        names=dict(_select(db, "SELECT email, kind FROM names WHERE domain = ?", "email", domain, keys)),
+    )
+
+
+def _touched(document: dict[str, Any], domain: str, rows: render.DomainRows) -> tuple[set[str], set[str], set[str]]:
+    """What a delta touches: the local parts of its objects and of its removed names, their
+    addresses (with the catch-all's when it has one), and the internal addresses of the lists
+    among them."""
+    locals_ = {render.local_part(name) for name in document.get("removed", [])}
+    locals_ |= {email.rsplit("@", 1)[0] for email in rows.names}
+    keys = {f"{local}@{domain}" for local in locals_}
+    if "catchall" in document:
+        keys.add(f"@{domain}")
+    return locals_, keys, {render.list_internal_address(domain, local) for local in locals_}
+
+
+def _check_delta(document: dict[str, Any], current: Any, old: Stored, rows: render.DomainRows) -> None:
+    """A delta applies on top of its base or a later revision, and never takes an address that
+    something else holds here unless it removes that first."""
+    base = document["base"]
+    if current is None or not current[1] or current[0] < base:
+        raise contract.Behind(f"this host has revision {current[0] if current else 0}, the delta needs {base}")
+    removed = {render.local_part(name) for name in document.get("removed", [])}
+    for email, kind in rows.names.items():
+        held = old.names.get(email)
+        if held is not None and held != kind and email.rsplit("@", 1)[0] not in removed:
+            raise RenderError(f"address used twice: {email} is a {held} here")
+
+
 def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
     domain = render.domain_name(document["domain"])
     revision, state = document["revision"], document["state"]  # an int and a known state (contract)
     if revision < 0:
         raise RenderError("invalid revision")
+    delta = contract.is_delta(document)
     rows = render.rows(document) if state == "present" else None
     owner = _owner(cfg)
     root = os.path.realpath(cfg.vmail_root)
@@ -209,33 +295,36 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         if current and current[0] == revision:
             # Delivered again (a worker may have died after the commit): finish the sweeps only.
             return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
-        old_mailboxes = {
-            row[0]: row for row in db.execute(
-                f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE domain = ?", (domain,)  # noqa: S608 - constant
-            )
-        }
-        old_aliases = dict(db.execute("SELECT source, destination FROM aliases WHERE domain = ?", (domain,)))
-        old_transports = dict(db.execute("SELECT address, transport FROM transports WHERE domain = ?", (domain,)))
+        touched: set[str] | None = None  # a delta's local parts; None: the whole domain
+        if delta:
+            assert rows is not None  # a delta is of a present domain (contract)
+            touched, keys, list_addresses = _touched(document, domain, rows)
+            old = _read(db, domain, keys, list_addresses)
+            _check_delta(document, current, old, rows)
+        else:
+            old = _read(db, domain)
 
         # New rows; Sieve scripts are written before the commit, under names made from their
         # content, so the scripts the old rows point to stay in place until the commit.
-        new_mailboxes: dict[str, tuple[Any, ...]] = {}
+        new_mailboxes: dict[str, StoredMailbox] = {}
         for m in rows.mailboxes if rows else []:
             home = f"{root}/{domain}/{m.local_part}"
             sieve = None
             if m.sieve:
                 sieve = str(script_path(Path(home), m.sieve))
-                old = old_mailboxes.get(m.email)
-                if old is None or old[9] != sieve or not os.path.exists(sieve):
+                stored = old.mailboxes.get(m.email)
+                if stored is None or stored.sieve != sieve or not os.path.exists(sieve):
                     _write_script(Path(home), m.sieve, owner)
-            new_mailboxes[m.email] = (
+            new_mailboxes[m.email] = StoredMailbox(
                 m.email, domain, m.password_hash, m.quota_bytes, int(m.active), int(m.allow_pop3),
                 int(m.allow_imap), int(m.allow_smtp), home, sieve,
             )
-        if rows and len(new_mailboxes) != len(rows.mailboxes):
-            raise RenderError("an address is used twice")
-        new_aliases = {src: ",".join(dst) for src, dst in rows.aliases.items()} if rows else {}
-        new_transports = dict(rows.transports) if rows else {}
+        new = Stored(
+            mailboxes=new_mailboxes,
+            aliases={src: ",".join(dst) for src, dst in rows.aliases.items()} if rows else {},
+            transports=dict(rows.transports) if rows else {},
+            names=dict(rows.names) if rows else {},
+        )
 
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -243,25 +332,7 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
             if current and current[0] >= revision:
                 db.execute("ROLLBACK")
                 return Outcome(domain, revision, state, applied=False)
-            # Only the rows that differ: a one-mailbox change on a big domain writes one row. Rows
-            # of this domain are deleted or updated by (key, domain); new keys are plain INSERTs,
-            # so a key another domain holds fails the whole transaction instead of being taken.
-            db.executemany(
-                "DELETE FROM mailboxes WHERE email = ? AND domain = ?",
-                [(e, domain) for e in old_mailboxes.keys() - new_mailboxes],
-            )
-            db.executemany(
-                "UPDATE mailboxes SET password_hash=?, quota_bytes=?, active=?, allow_pop3=?, allow_imap=?, "
-                "allow_smtp=?, home=?, sieve=? WHERE email=? AND domain=?",
-                [(*row[2:], row[0], domain) for e, row in new_mailboxes.items()
-                 if e in old_mailboxes and old_mailboxes[e] != row],
-            )
-            db.executemany(
-                f"INSERT INTO mailboxes({MAILBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant
-                [row for e, row in new_mailboxes.items() if e not in old_mailboxes],
-            )
-            _replace_pairs(db, "aliases", "source", "destination", domain, old_aliases, new_aliases)
-            _replace_pairs(db, "transports", "address", "transport", domain, old_transports, new_transports)
+            _write(db, domain, old, new)
             db.execute(
                 "INSERT INTO domains(domain, active, revision) VALUES (?,?,?) "
                 "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
@@ -275,20 +346,45 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
 
         outcome = Outcome(domain, revision, state, applied=True)
         was_active = bool(current and current[1])
-        if was_active != (rows is not None) or old_transports != new_transports:
+        if was_active != (rows is not None) or old.transports != new.transports:
             outcome.reloaded = _reload_postfix(cfg)
         # What the new rows no longer use: replaced scripts, homes of removed mailboxes.
-        for email, old in old_mailboxes.items():
-            new = new_mailboxes.get(email)
-            if old[9] and (new is None or new[9] != old[9]):
-                for leftover in (Path(old[9]), Path(old[9]).with_suffix(".svbin")):
+        for email, stored in old.mailboxes.items():
+            replaced = new.mailboxes.get(email)
+            if stored.sieve and (replaced is None or replaced.sieve != stored.sieve):
+                for leftover in (Path(stored.sieve), Path(stored.sieve).with_suffix(".svbin")):
                     if not leftover.is_symlink():
                         leftover.unlink(missing_ok=True)
-        outcome.removed_homes = _sweep_homes(cfg, domain, {email.rsplit("@", 1)[0] for email in new_mailboxes})
+        keep = {email.rsplit("@", 1)[0] for email in new.mailboxes}
+        outcome.removed_homes = _sweep_homes(cfg, domain, keep, only=None if touched is None else touched - keep)
         _sync_lists(cfg, db, domain, document)
         return outcome
     finally:
         db.close()
+
+
+def _write(db: Any, domain: str, old: Stored, new: Stored) -> None:
+    """Make the stored rows `old` equal to `new`, writing only the rows that differ: a
+    one-mailbox change on a big domain writes one row. Rows of this domain are deleted or
+    updated by (key, domain); new keys are plain INSERTs, so a key another domain holds fails
+    the whole transaction instead of being taken."""
+    db.executemany(
+        "DELETE FROM mailboxes WHERE email = ? AND domain = ?",
+        [(e, domain) for e in old.mailboxes.keys() - new.mailboxes],
+    )
+    db.executemany(
+        "UPDATE mailboxes SET password_hash=?, quota_bytes=?, active=?, allow_pop3=?, allow_imap=?, "
+        "allow_smtp=?, home=?, sieve=? WHERE email=? AND domain=?",
+        [(*row[2:], row.email, domain) for e, row in new.mailboxes.items()
+         if e in old.mailboxes and old.mailboxes[e] != row],
+    )
+    db.executemany(
+        f"INSERT INTO mailboxes({MAILBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant
+        [row for e, row in new.mailboxes.items() if e not in old.mailboxes],
+    )
+    _replace_pairs(db, "aliases", "source", "destination", domain, old.aliases, new.aliases)
+    _replace_pairs(db, "transports", "address", "transport", domain, old.transports, new.transports)
+    _replace_pairs(db, "names", "email", "kind", domain, old.names, new.names)
 
 
 def copy_away(request: dict[str, Any], cfg: HostConfig) -> migrate.Copied:

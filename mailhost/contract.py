@@ -6,6 +6,10 @@ version of the domain document, and the shape of everything that crosses the bro
 document (`provisioning/snapshot.py` writes it, `mailhost/render.py`, `apply.py` and `lists.py`
 read it), the copy request of a move (`mailhost/migrate.py`) and the reports the agent sends back.
 
+A present domain travels whole (DomainDocument: on its first push, after a resync, to a new host,
+or when the host says it is behind) or as the changes since the revision its host last confirmed
+(DomainDelta), so a change costs what it changes, not what the domain holds.
+
 `check` compares a value with one of these shapes (keys and types); the agent checks every
 document with it before reading anything else (`check_document`), the tests check what the panel
 builds with `complete=True` (every key of the shape written, optional or not).
@@ -18,7 +22,10 @@ from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_or
 
 # The version of the domain document. A change to its shape that an older agent would misread
 # gets a new number; an agent refuses a document whose number it does not know.
-FORMAT = 1
+# 2: a present domain is sent either complete (DomainDocument) or as the changes since a revision
+#    the host has (DomainDelta, which has "base"); an agent of format 1 would take a delta for the
+#    complete domain and drop everything it does not list.
+FORMAT = 2
 
 # Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
 PANEL_QUEUE = "panel"
@@ -31,7 +38,7 @@ def host_queue(name: str) -> str:
 
 
 # Tasks the agent runs (sent by the panel to host_queue(NAME); the last two by the agent's beat).
-APPLY = "mailhost.apply"  # args=[DomainDocument | AbsentDocument]
+APPLY = "mailhost.apply"  # args=[DomainDocument | DomainDelta | AbsentDocument]
 MIGRATE = "mailhost.migrate"  # args=[CopyRequest]
 MAINTAIN = "mailhost.maintain"
 REPORT_USAGE = "mailhost.report_usage"
@@ -129,6 +136,25 @@ class DomainDocument(TypedDict):
     lists: NotRequired[list[MailingList]]
 
 
+class DomainDelta(TypedDict):
+    """What changed in a present domain since revision `base`: every object changed after it (each
+    complete, as in a DomainDocument), the names whose object was deleted after it (a name deleted
+    then used again is in both), and the catch-all. A host applies it only on top of `base` or a
+    later revision; otherwise it answers `behind` and the panel sends the complete document."""
+
+    format: int
+    domain: str
+    revision: int
+    base: int
+    state: Literal["present"]
+    mailboxes: NotRequired[list[Mailbox]]
+    forwards: NotRequired[list[Forward]]
+    robots: NotRequired[list[Robot]]
+    catchall: NotRequired[CatchAll | None]  # absent: the catch-all is left as it is
+    lists: NotRequired[list[MailingList]]
+    removed: NotRequired[list[str]]  # local parts
+
+
 class AbsentDocument(TypedDict):
     """The document that removes a domain from a host."""
 
@@ -138,7 +164,12 @@ class AbsentDocument(TypedDict):
     state: Literal["absent"]
 
 
-Document = Union[DomainDocument, AbsentDocument]  # noqa: UP007 - a runtime alias, read by get_args
+Document = Union[DomainDocument, DomainDelta, AbsentDocument]  # noqa: UP007 - a runtime alias, read by get_args
+
+
+def is_delta(document: Any) -> bool:
+    """Whether a (checked) document is a DomainDelta rather than a complete state."""
+    return isinstance(document, dict) and "base" in document
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,6 +192,7 @@ class Report(TypedDict):
     revision: int
     state: str
     error: NotRequired[str]
+    behind: NotRequired[bool]  # a delta on a revision this host does not have: send the whole domain
 
 
 class Migrated(TypedDict):
@@ -205,6 +237,10 @@ class DocumentError(ValueError):
 
 class UnknownFormat(DocumentError):
     """A document of a format this agent does not read."""
+
+
+class Behind(DocumentError):
+    """A delta whose base revision this host does not have (it applies nothing and says so)."""
 
 
 class _Mismatch(Exception):  # noqa: N818 - internal, turned into a DocumentError with its path
@@ -357,5 +393,8 @@ def check_document(document: Any, *, complete: bool = False) -> None:
     version = document.get("format") if isinstance(document, dict) else None
     if version != FORMAT or type(version) is not int:
         raise UnknownFormat(f"unknown document format {version!r} (this agent reads {FORMAT})")
-    shape = AbsentDocument if document.get("state") == "absent" else DomainDocument
+    if document.get("state") == "absent":
+        shape: Any = AbsentDocument
+    else:
+        shape = DomainDelta if is_delta(document) else DomainDocument
     check(document, shape, complete=complete)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the table `names`
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS transports (
     transport TEXT NOT NULL                -- 'discard:', 'mlmmj:domain/list', 'error:5.1.1 ...'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS transports_domain ON transports(domain);
+CREATE TABLE IF NOT EXISTS names (        -- what holds each address of a domain (a delta checks it)
+    email  TEXT PRIMARY KEY,               -- local@domain
+    domain TEXT NOT NULL,
+    kind   TEXT NOT NULL                   -- mailbox, robot, forward, list
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS names_domain ON names(domain);
 CREATE TABLE IF NOT EXISTS list_members (  -- mailing-list membership last applied (mailhost.lists)
     domain  TEXT NOT NULL,
     list    TEXT NOT NULL,
@@ -106,6 +112,11 @@ def create(path: str | Path) -> None:
             raise RuntimeError(f"{path}: journal_mode is {mode}, expected wal")
         db.execute("PRAGMA journal_size_limit = 4194304")
         db.executescript(SCHEMA)
+        found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if found and int(found[0]) < 2:
+            # Domains applied before `names` existed have none: their next document must be the
+            # complete one (a delta on revision 0 is answered "behind"), which fills it.
+            db.execute("UPDATE domains SET revision = 0")
         db.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )

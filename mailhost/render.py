@@ -163,6 +163,7 @@ class DomainRows:
     mailboxes: list[MailboxRow]
     aliases: dict[str, list[str]]  # source -> destinations
     transports: dict[str, str]  # address -> transport
+    names: dict[str, str]  # address -> what holds it: mailbox, robot, forward or list
 
 
 def list_internal_address(domain: str, name: str) -> str:
@@ -188,23 +189,25 @@ def _quota(value: Any) -> int:
     return value
 
 
-def rows(document: contract.DomainDocument) -> DomainRows:
-    """Map rows of a present domain. Names used twice are refused (one address, one meaning)."""
+def rows(document: contract.DomainDocument | contract.DomainDelta) -> DomainRows:
+    """Map rows of the objects of a present domain's document (all of them, or those a delta
+    changed). Names used twice are refused (one address, one meaning). The catch-all's row is
+    made when the document has a catch-all, or when it is complete (no catch-all: bounce)."""
     domain = domain_name(document["domain"])
     mailboxes: list[MailboxRow] = []
     aliases: dict[str, list[str]] = {}
     transports: dict[str, str] = {}
-    taken: set[str] = set()
+    names: dict[str, str] = {}
 
-    def claim(local: str) -> str:
+    def claim(local: str, kind: str) -> str:
         email = f"{local_part(local)}@{domain}"
-        if email in taken:
+        if email in names:
             raise RenderError(f"address used twice: {email}")
-        taken.add(email)
+        names[email] = kind
         return email
 
     for m in document.get("mailboxes", []):
-        email = claim(m["local_part"])
+        email = claim(m["local_part"], "mailbox")
         sieve = mailbox_sieve(m, email)
         mailboxes.append(MailboxRow(
             email, m["local_part"], _hash(m["password_hash"]), _quota(m["quota_bytes"]), bool(m["active"]),
@@ -218,19 +221,21 @@ def rows(document: contract.DomainDocument) -> DomainRows:
                 targets.append(email)  # delivered here too: kept, or answered then discarded
             aliases[email] = targets
     for r in document.get("robots", []):
-        email = claim(r["local_part"])
+        email = claim(r["local_part"], "robot")
         mailboxes.append(MailboxRow(email, r["local_part"], "!", 0, True, False, False, False, robot_sieve(r, email)))
     for f in document.get("forwards", []):
-        email = claim(f["local_part"])
+        email = claim(f["local_part"], "forward")
         targets = [address(a) for a in f.get("destinations", [])]
         if not targets:
             raise RenderError(f"forward without destination: {email}")
         aliases[email] = targets
     for ml in document.get("lists", []):
-        email = claim(ml["name"])
+        email = claim(ml["name"], "list")
         internal = list_internal_address(domain, ml["name"])
         aliases[email] = [internal]
         transports[internal] = f"mlmmj:{domain}/{ml['name']}"
+    if contract.is_delta(document) and "catchall" not in document:
+        return DomainRows(mailboxes, aliases, transports, names)
     catchall = document.get("catchall") or {"mode": "bounce"}
     mode, target = catchall.get("mode", "bounce"), catchall.get("target", "")
     if mode == "delete":
@@ -243,4 +248,4 @@ def rows(document: contract.DomainDocument) -> DomainRows:
         aliases[f"@{domain}"] = [f"@{domain_name(target)}"]
     elif mode != "bounce":
         raise RenderError(f"unknown catch-all mode: {mode!r}")
-    return DomainRows(mailboxes, aliases, transports)
+    return DomainRows(mailboxes, aliases, transports, names)

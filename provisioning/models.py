@@ -37,6 +37,8 @@ class DomainSync(models.Model):
     error = models.TextField(_("error from the mail host"), blank=True, db_default="")
     error_revision = models.PositiveBigIntegerField(_("revision that failed"), default=0, db_default=0)
     attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
+    # The host said it lacks the base of a delta (or support asked): the next push is complete.
+    needs_full = models.BooleanField(_("send the whole domain"), default=False, db_default=False)
 
     objects = DomainChildQuerySet.as_manager()
 
@@ -69,6 +71,26 @@ def sync_state_label(sync: DomainSync | None, revision: int) -> str:
     """`sync_state` in one line, as the admin lists show it."""
     state, error = sync_state(sync, revision)
     return f"{state.label}: {error[:200]}" if error else str(state.label)
+
+
+class RemovedName(models.Model):
+    """A name of a domain whose object (mailbox, forward, robot, list) was deleted at `revision`:
+    the tombstone a delta carries to the host. Kept until the domain's host confirms `revision`."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+", verbose_name=_("domain"))
+    name = models.CharField(_("name"), max_length=64)
+    revision = models.PositiveBigIntegerField(_("revision"))
+
+    objects = DomainChildQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("removed name")
+        verbose_name_plural = _("removed names")
+        constraints = [models.UniqueConstraint(fields=["domain", "name"], name="removed_once_per_domain")]
+        indexes = [models.Index(fields=["domain", "revision"], name="removed_since")]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.domain} ({self.revision})"
 
 
 class RetiredDomain(models.Model):

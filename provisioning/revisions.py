@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from config.celery import app as panel_app
 from hosting.models import Domain
 from mailhost import contract
-from provisioning.models import DomainSync
+from provisioning.models import DomainSync, RemovedName
 
 
 def _sql(template: str) -> str:
@@ -41,13 +41,16 @@ CLAIM = (
 )
 
 
-def domain_changed(domain: Domain) -> int:
+def domain_changed(domain: Domain, *, removed: str = "") -> int:
     """Record, in the caller's transaction, that the domain's desired state changed; the mail
-    host gets the new state after commit. Returns the new revision (stamp it on changed rows)."""
+    host gets the new state after commit. Returns the new revision: stamp it on the rows changed,
+    and name the object deleted, if any, in `removed` (its tombstone for the host's delta)."""
     with connection.cursor() as cursor:
         cursor.execute(_sql(BUMP), [domain.pk])
         (revision,) = cursor.fetchone()
     domain.revision = revision
+    if removed:
+        RemovedName.objects.update_or_create(domain=domain, name=removed, defaults={"revision": revision})
     schedule_push(domain.pk)
     return revision
 

@@ -4,8 +4,10 @@
    (`provisioning.revisions.domain_changed`) and claims the domain's `queued` flag there: of a
    burst of 1,000 changes only those that find it free queue a push, on commit; the task releases
    the flag before it reads, so later changes queue again (revisions.py says why none is missed).
-3. `push` reads the domain under its row lock (a consistent snapshot) and sends the document to the
-   queue of the domain's host; `record_report` stores what the host says back.
+3. `push` reads the domain under its row lock (a consistent snapshot) and sends it to the queue of
+   the domain's host: the rows changed since the revision that host last confirmed (a delta), or
+   the whole domain when the host has confirmed none, is new, or said it lacks the delta's base;
+   `record_report` stores what the host says back.
 4. `reconcile` re-sends every domain whose host lags (the durable record drives it, not the queue).
 
 A domain that moves to another host (`provisioning.domains.pack_move`) keeps its old host, mail and
@@ -33,7 +35,7 @@ from mail.models import Mailbox
 from mailhost import contract
 from provisioning import snapshot
 from provisioning.domains import open_move
-from provisioning.models import DomainMove, DomainSync, MoveState, RetiredDomain
+from provisioning.models import DomainMove, DomainSync, MoveState, RemovedName, RetiredDomain
 from provisioning.revisions import domain_changed, schedule_push, schedule_retired_push
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,8 @@ def send(host: MailHost, document: contract.Document) -> None:
 
 
 def push(domain_id: int) -> int | None:
-    """Send the domain's current document to its host. Returns the revision sent."""
+    """Send the domain's current state to its host: what changed since the revision the host
+    confirmed, or the whole domain (see the module's step 3). Returns the revision sent."""
     DomainSync.objects.filter(domain_id=domain_id).update(queued=False)
     with transaction.atomic():
         # The domain's row only (writers lock pack, then domain): a consistent read of its state.
@@ -57,14 +60,18 @@ def push(domain_id: int) -> int | None:
         )
         if domain is None:
             return None  # deleted meanwhile: its RetiredDomain carries the removal
-        document = snapshot.build(domain)
         host = domain.pack.mail_host
         sync, _created = DomainSync.objects.select_for_update().get_or_create(domain=domain)
         if sync.host_id is not None and sync.host_id != host.pk:
             # Never retired here: the move removes the domain from the old host once its mail is copied.
             open_move(domain, sync.host, host)
+        whole = sync.needs_full or sync.applied_revision == 0 or sync.host_id != host.pk
+        document: contract.Document = (
+            snapshot.build(domain) if whole else snapshot.build_delta(domain, base=sync.applied_revision)
+        )
         DomainSync.objects.filter(pk=sync.pk).update(
-            host=host, sent_revision=domain.revision, sent_at=timezone.now(), attempts=F("attempts") + 1
+            host=host, sent_revision=domain.revision, sent_at=timezone.now(), attempts=F("attempts") + 1,
+            needs_full=sync.needs_full and not whole,
         )
         transaction.on_commit(lambda: send(host, document))
     return document["revision"]
@@ -134,8 +141,10 @@ def push_retired(retired_id: int) -> None:
         send(retired.host, snapshot.absent(retired.name, retired.revision))
 
 
-def record_report(*, host: str, domain: str, revision: int, state: str, error: str = "") -> None:
-    """Store what a host says it did with a document (the agent calls this through a task)."""
+def record_report(*, host: str, domain: str, revision: int, state: str, error: str = "",
+                  behind: bool = False) -> None:
+    """Store what a host says it did with a document (the agent calls this through a task):
+    applied, failed with `error`, or `behind` (it lacks a delta's base: send the whole domain)."""
     now = timezone.now()
     if state == "absent":
         RetiredDomain.objects.filter(host__name=host, name=domain, revision__lte=revision).update(
@@ -147,13 +156,20 @@ def record_report(*, host: str, domain: str, revision: int, state: str, error: s
             )
         return
     syncs = DomainSync.objects.filter(domain__name=domain, host__name=host)
+    if behind:
+        for domain_id in syncs.values_list("domain_id", flat=True):
+            DomainSync.objects.filter(domain_id=domain_id).update(needs_full=True, queued=False)
+            schedule_push(domain_id)
+        return
     if error:
         syncs.filter(applied_revision__lt=revision).update(error=error, error_revision=revision)
         log.warning("host %s failed to apply %s@%s: %s", host, domain, revision, error)
         return
-    syncs.filter(applied_revision__lt=revision).update(
+    if syncs.filter(applied_revision__lt=revision).update(
         applied_revision=revision, applied_at=now, error="", error_revision=0
-    )
+    ):
+        # The host has every removal up to `revision`: a later delta starts above it.
+        RemovedName.objects.filter(domain__name=domain, revision__lte=revision).delete()
     for move_id in DomainMove.objects.filter(
         domain__name=domain, to_host__name=host, state=MoveState.WAITING, revision__lte=revision
     ).values_list("pk", flat=True):
@@ -205,8 +221,8 @@ def resync_host(host: MailHost) -> int:
 
 
 def retry(domain: Domain) -> None:
-    """Support's "retry": forget the error and push again."""
-    DomainSync.objects.filter(domain=domain).update(error="", error_revision=0, queued=False)
+    """Support's "retry": forget the error and send the whole domain again."""
+    DomainSync.objects.filter(domain=domain).update(error="", error_revision=0, queued=False, needs_full=True)
     schedule_push(domain.pk)
 
 

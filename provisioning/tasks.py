@@ -21,8 +21,9 @@ def push_retired(retired_id: int) -> None:
 
 
 @shared_task(name=contract.REPORT, acks_late=True)
-def report(*, host: str, domain: str, revision: int, state: str = "present", error: str = "") -> None:
-    services.record_report(host=host, domain=domain, revision=revision, state=state, error=error)
+def report(*, host: str, domain: str, revision: int, state: str = "present", error: str = "",
+           behind: bool = False) -> None:
+    services.record_report(host=host, domain=domain, revision=revision, state=state, error=error, behind=behind)
 
 
 @shared_task(name=contract.MIGRATED, acks_late=True)

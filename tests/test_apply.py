@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from mailhost import apply as agent_apply
-from mailhost import maps, render
+from mailhost import contract, maps, render
 from mailhost.apply import SIEVE_DIR, HostConfig, apply
 from mailhost.contract import DocumentError
 from mailhost.render import DISCARD_ADDRESS, RenderError
@@ -65,7 +65,7 @@ def vacation(message: str = "back on monday", **changes: Any) -> dict[str, Any]:
 
 
 def document(domain: str = D, revision: int = 1, state: str = "present", **parts: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"format": 1, "domain": domain, "revision": revision, "state": state}
+    doc: dict[str, Any] = {"format": contract.FORMAT, "domain": domain, "revision": revision, "state": state}
     if state == "present":
         doc.update({"mailboxes": [], "forwards": [], "robots": [], "lists": [],
                     "catchall": {"mode": "bounce", "target": ""}})
@@ -526,7 +526,8 @@ def test_failure_after_the_rows_were_replaced_rolls_back(cfg: HostConfig, monkey
 
     def colliding(doc: dict[str, Any]) -> render.DomainRows:
         rows = real_rows(doc)
-        return render.DomainRows(rows.mailboxes, {**rows.aliases, "alias@other.test": ["x@y.zz"]}, rows.transports)
+        return render.DomainRows(rows.mailboxes, {**rows.aliases, "alias@other.test": ["x@y.zz"]}, rows.transports,
+                                 rows.names)
 
     monkeypatch.setattr(render, "rows", colliding)
     with pytest.raises(sqlite3.IntegrityError):
@@ -734,7 +735,7 @@ def test_redelivery_finishes_an_interrupted_sweep(
     doc = document(revision=2, mailboxes=[mailbox("alice")]) if state == "present" else document(
         revision=2, state="absent")
 
-    def die(*args: Any) -> list[str]:
+    def die(*args: Any, **kwargs: Any) -> list[str]:
         raise Crash  # the worker dies right after COMMIT
 
     monkeypatch.setattr(agent_apply, "_sweep_homes", die)

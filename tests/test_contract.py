@@ -76,7 +76,8 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     [(task, report, queue)] = host["sent"]
     assert (task, queue) == (contract.REPORT, contract.PANEL_QUEUE)
     assert report == {"host": "mx1", "domain": "alpha-domain.test", "revision": domain.revision,
-                      "state": "present", "error": "unknown document format 2 (this agent reads 1)"}
+                      "state": "present", "behind": False,
+                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads {contract.FORMAT})"}
     contract.check(report, contract.Report, complete=True)
     db = maps.connect(host["config"].maps_db)
     assert db.execute("SELECT domain, revision FROM domains").fetchall() == [("alpha-domain.test", 0)]
@@ -85,15 +86,16 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     tasks.report(**report)
     sync = DomainSync.objects.get(domain=domain)
     assert sync.state_of(domain.revision) == SyncState.FAILED
-    assert sync.error == "unknown document format 2 (this agent reads 1)"
+    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads {contract.FORMAT})"
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", 1.0, True, None])
+# 1: a format-1 agent took every present document for the whole domain; this one must not read one.
+@pytest.mark.parametrize("version", [0, 1, 3, "2", 2.0, True, None])
 def test_only_the_known_format_is_read(tmp_path: Path, version: Any) -> None:
     config = HostConfig(name="t", root=tmp_path)
     (tmp_path / "db").mkdir()
     maps.create(config.maps_db)
-    with pytest.raises(contract.UnknownFormat, match=rf"^unknown document format {version!r} \(this agent reads 1\)$"):
+    with pytest.raises(contract.UnknownFormat, match=rf"^unknown document format {version!r} \(this agent reads 2\)$"):
         apply(a_document(format=version), config)
     missing = a_document()
     del missing["format"]

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from hosting.models import AuditEvent
-from mailhost import maps, migrate
+from mailhost import contract, maps, migrate
 from mailhost.apply import HostConfig, apply
 from provisioning import services
 from provisioning.domains import pack_move
@@ -233,14 +233,14 @@ def test_the_hold_is_dropped_by_the_next_applied_document(tmp_path: Path) -> Non
     cfg = HostConfig(name="mx1", root=tmp_path)
     (tmp_path / "db").mkdir()
     maps.create(cfg.maps_db)
-    document = {"format": 1, "domain": "moving.test", "revision": 1, "state": "present", "mailboxes": [],
+    document = {"format": contract.FORMAT, "domain": "moving.test", "revision": 1, "state": "present", "mailboxes": [],
                 "forwards": [], "robots": [], "catchall": {"mode": "bounce", "target": ""}, "lists": []}
     apply(document, cfg)
     db = maps.connect(cfg.maps_db)
     try:
         migrate.hold(db, "moving.test")
         assert db.execute("SELECT reply FROM moving WHERE domain = 'moving.test'").fetchone()[0].startswith("450 ")
-        apply({"format": 1, "domain": "moving.test", "revision": 2, "state": "absent"}, cfg)
+        apply({"format": contract.FORMAT, "domain": "moving.test", "revision": 2, "state": "absent"}, cfg)
         assert not migrate.held(db, "moving.test")
     finally:
         db.close()
