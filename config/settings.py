@@ -227,6 +227,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ROUTES = {contract.PANEL_TASK_PATTERN: {"queue": contract.PANEL_QUEUE}}
+# At most one document per domain in this many milliseconds: the changes made meanwhile travel
+# together in the next one (a burst of 1,000 changes sends a few dozen documents, not hundreds).
+PUSH_INTERVAL_MS = env_int("PUSH_INTERVAL_MS", 150)
 CELERY_BEAT_SCHEDULE = {
     # Re-send every domain whose mail host has not confirmed its revision (the durable record).
     "reconcile": {"task": contract.RECONCILE, "schedule": env_int("RECONCILE_SECONDS", 30)},

@@ -68,10 +68,11 @@ def schedule_push(domain_id: int) -> None:
         transaction.on_commit(lambda: enqueue_push(domain_id))
 
 
-def enqueue_push(domain_id: int) -> None:
+def enqueue_push(domain_id: int, countdown: float | None = None) -> None:
     """Queue the push task of a domain on the panel's queue (through the panel's own Celery app,
-    whatever app another import made current)."""
-    panel_app.send_task(contract.PUSH_DOMAIN, args=[domain_id], queue=contract.PANEL_QUEUE)
+    whatever app another import made current), to run now or in `countdown` seconds."""
+    later = {"countdown": countdown} if countdown else {}
+    panel_app.send_task(contract.PUSH_DOMAIN, args=[domain_id], queue=contract.PANEL_QUEUE, **later)
 
 
 def enqueue_retired_push(retired_id: int) -> None:

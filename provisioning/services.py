@@ -24,6 +24,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -33,7 +34,7 @@ from hosting.models import Domain, MailHost
 from lists.models import ListMember, MailingList
 from mail.models import Mailbox
 from mailhost import contract
-from provisioning import snapshot
+from provisioning import revisions, snapshot
 from provisioning.domains import open_move
 from provisioning.models import DomainMove, DomainSync, MoveState, RemovedName, RetiredDomain
 from provisioning.revisions import domain_changed, schedule_push, schedule_retired_push
@@ -50,7 +51,16 @@ def send(host: MailHost, document: contract.Document) -> None:
 
 def push(domain_id: int) -> int | None:
     """Send the domain's current state to its host: what changed since the revision the host
-    confirmed, or the whole domain (see the module's step 3). Returns the revision sent."""
+    confirmed, or the whole domain (see the module's step 3). Returns the revision sent; None when
+    the domain is gone, or when its last document left less than PUSH_INTERVAL_MS ago: the push
+    then runs again when that time is up, with the flag still taken, so the changes made until
+    then travel together."""
+    last = DomainSync.objects.filter(domain_id=domain_id).values_list("sent_at", flat=True).first()
+    if last is not None:
+        wait = (last + timedelta(milliseconds=settings.PUSH_INTERVAL_MS) - timezone.now()).total_seconds()
+        if wait > 0:
+            revisions.enqueue_push(domain_id, countdown=wait)
+            return None
     DomainSync.objects.filter(domain_id=domain_id).update(queued=False)
     with transaction.atomic():
         # The domain's row only (writers lock pack, then domain): a consistent read of its state.

@@ -37,7 +37,9 @@ from tests.factories import (
 @pytest.fixture(autouse=True, scope="session")
 def test_environment(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Plain static storage (no collectstatic manifest) and a cache namespace of this run only,
-    on the configured cache backend (Redis in CI)."""
+    on the configured cache backend (Redis in CI). Pushes the tests run by hand one after the
+    other go at once (no PUSH_INTERVAL_MS: tests/test_provisioning.py tests it; the workers of
+    the e2e tests keep the default)."""
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["KEY_PREFIX"] = f"test-{secrets.token_hex(4)}"
     if "filebased" in caches["default"]["BACKEND"]:
@@ -49,7 +51,7 @@ def test_environment(tmp_path_factory: pytest.TempPathFactory) -> Any:
     fast_hashers = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # users' hashes only
     static_root = tmp_path_factory.mktemp("static")  # never the real var/static
     with override_settings(CACHES=caches, STORAGES=storages, PASSWORD_HASHERS=fast_hashers,
-                           STATIC_ROOT=static_root):
+                           STATIC_ROOT=static_root, PUSH_INTERVAL_MS=0):
         yield
 
 

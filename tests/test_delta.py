@@ -49,7 +49,7 @@ def outbox(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> list[contract.Documen
     """The documents the panel sends (pushes are run by hand, in the test's transaction). Domain
     A has had one change, as every real domain has (its postmaster's creation)."""
     sent: list[contract.Document] = []
-    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id: None)
+    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id, countdown=None: None)
     monkeypatch.setattr(services, "send", lambda host, document: sent.append(document))
     revisions.domain_changed(cast.a.domain)
     return sent

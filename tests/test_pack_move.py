@@ -28,7 +28,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     sent: dict[str, list[Any]] = {"pushes": [], "documents": [], "retired": [], "copies": []}
-    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id: sent["pushes"].append(domain_id))
+    monkeypatch.setattr("provisioning.revisions.enqueue_push",
+                        lambda domain_id, countdown=None: sent["pushes"].append(domain_id))
     monkeypatch.setattr("provisioning.revisions.enqueue_retired_push", lambda rid: sent["retired"].append(rid))
     monkeypatch.setattr(services, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
     monkeypatch.setattr(services, "send_copy", lambda host, request: sent["copies"].append((host.name, request)))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from hosting.models import Domain
 from mail.models import Mailbox
 from mail.services import mailbox_set_access, mailbox_set_routing, mailbox_set_vacation
 from provisioning import services, snapshot
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     sent: dict[str, list[Any]] = {"pushes": [], "documents": [], "retired": []}
-    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id: sent["pushes"].append(domain_id))
+    monkeypatch.setattr("provisioning.revisions.enqueue_push",
+                        lambda domain_id, countdown=None: sent["pushes"].append(domain_id))
     monkeypatch.setattr("provisioning.revisions.enqueue_retired_push", lambda rid: sent["retired"].append(rid))
     monkeypatch.setattr(services, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
     return sent
@@ -175,3 +177,28 @@ def test_resync_command(cast: Cast, outbox: dict, capsys: pytest.CaptureFixture[
     assert "2 domain(s) of mx1" in capsys.readouterr().out
     with pytest.raises(CommandError):
         call_command("resync_host", "nowhere")
+
+
+def test_a_domain_gets_at_most_one_document_per_push_interval(
+    cast: Cast, outbox: dict, django_capture_on_commit_callbacks, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PUSH_INTERVAL_MS = 150
+    delayed: list[tuple[int, float | None]] = []
+    monkeypatch.setattr("provisioning.revisions.enqueue_push",
+                        lambda domain_id, countdown=None: delayed.append((domain_id, countdown)))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.push(cast.a.domain.pk) == cast.a.domain.revision  # nothing sent lately: at once
+    with django_capture_on_commit_callbacks(execute=True):
+        mailbox_set_access(mailbox=cast.mailbox_user, allow_pop3=False, acting_user=cast.operator)
+    assert delayed == [(cast.a.domain.pk, None)]  # the change queued a push...
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.push(cast.a.domain.pk) is None  # ...which finds 150 ms have not passed: later, flag kept
+    (domain_id, countdown), = delayed[1:]
+    assert domain_id == cast.a.domain.pk and 0 < countdown <= 0.15
+    assert len(outbox["documents"]) == 1 and DomainSync.objects.get(domain=cast.a.domain).queued
+    DomainSync.objects.update(sent_at=timezone.now() - timedelta(milliseconds=200))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.push(cast.a.domain.pk) == Domain.objects.get(pk=cast.a.domain.pk).revision
+    sent = outbox["documents"][1][1]["mailboxes"][0]
+    assert (sent["local_part"], sent["allow_pop3"]) == ("alphauser", False)
+    assert len(outbox["documents"]) == 2 and not DomainSync.objects.get(domain=cast.a.domain).queued
