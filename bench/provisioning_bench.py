@@ -77,7 +77,7 @@ def wait_applied(domain_id: int, timeout: float = 120) -> None:
     while not DomainSync.objects.filter(domain_id=domain_id, applied_revision__gte=revision).exists():
         if time.monotonic() > deadline:
             raise SystemExit(f"domain {domain_id} not applied in {timeout} s")
-        time.sleep(0.005)
+        time.sleep(0.02)  # a tighter poll takes CPU from the workers it waits for (2 cores)
 
 
 def rcpt_accepted(port: int, address: str) -> bool:

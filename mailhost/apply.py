@@ -244,7 +244,7 @@ def _read(db: Any, domain: str, keys: set[str] | None = None, lists: set[str] | 
     mailboxes = _select(db, f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE domain = ?",  # noqa: S608
                         "email", domain, keys)
     return Stored(
-        mailboxes={row[0]: StoredMailbox(*row) for row in mailboxes},
+        mailboxes={row[0]: StoredMailbox._make(row) for row in mailboxes},
         aliases=dict(_select(db, "SELECT source, destination FROM aliases WHERE domain = ?", "source", domain, keys)),
         transports=dict(_select(db, "SELECT address, transport FROM transports WHERE domain = ?", "address",
                                 domain, lists)),
@@ -315,10 +315,10 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
                 stored = old.mailboxes.get(m.email)
                 if stored is None or stored.sieve != sieve or not os.path.exists(sieve):
                     _write_script(Path(home), m.sieve, owner)
-            new_mailboxes[m.email] = StoredMailbox(
+            new_mailboxes[m.email] = StoredMailbox._make((
                 m.email, domain, m.password_hash, m.quota_bytes, int(m.active), int(m.allow_pop3),
                 int(m.allow_imap), int(m.allow_smtp), home, sieve,
-            )
+            ))
         new = Stored(
             mailboxes=new_mailboxes,
             aliases={src: ",".join(dst) for src, dst in rows.aliases.items()} if rows else {},

