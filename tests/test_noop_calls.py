@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hosting.models import AuditEvent, Domain
+from hosting.services import customer_update, pack_update, plan_update
 from lists.services import list_create, list_member_add, list_member_remove
 from mail import services
 from mail.models import CatchAllMode, Routing
@@ -92,3 +93,27 @@ def test_removing_an_absent_member_leaves_no_trace(cast: Cast, django_capture_on
     before = revision(cast)
     list_member_remove(mailing_list=news, address="reader@remote.test", acting_user=cast.operator)
     assert revision(cast) == before + 1
+
+
+# The tenant tree's updates (no revision: nothing of them reaches a mail host) write an audit row
+# only when something changed.
+TREE_CALLS: dict[str, Callable[[Cast, bool], Any]] = {
+    "customer_update": lambda cast, changed: customer_update(
+        customer=cast.a.customer, name="Other name" if changed else cast.a.customer.name,
+        email=cast.a.customer.email, acting_user=cast.operator),
+    "pack_update": lambda cast, changed: pack_update(
+        pack=cast.a.pack, plan=cast.a.plan, label="other-pack" if changed else cast.a.pack.label,
+        acting_user=cast.operator),
+    "plan_update": lambda cast, changed: plan_update(
+        plan=cast.a.plan, name=cast.a.plan.name, max_mailboxes=cast.a.plan.max_mailboxes + changed,
+        acting_user=cast.operator),
+}
+
+
+@pytest.mark.parametrize("name", list(TREE_CALLS))
+def test_an_update_of_the_tenant_tree_that_changes_nothing_writes_no_audit_row(cast: Cast, name: str) -> None:
+    audited = AuditEvent.objects.count()
+    TREE_CALLS[name](cast, False)
+    assert AuditEvent.objects.count() == audited
+    TREE_CALLS[name](cast, True)
+    assert AuditEvent.objects.count() == audited + 1
