@@ -193,6 +193,7 @@ def bench_domain_size(pack, operator, size: int, runs: int, workers_host: str) -
     figures["resync"] = time.monotonic() - start
     changes = []
     for _ in range(runs):
+        time.sleep(0.2)  # past PUSH_INTERVAL_MS: the change goes at once, as a lone change does
         start = time.monotonic()
         mailbox_set_access(mailbox=mailbox, allow_imap=not mailbox.allow_imap, acting_user=operator)
         wait_applied(domain.pk)
@@ -235,15 +236,30 @@ def service_queries(mailbox: Mailbox, operator) -> int:
     return sum(not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")) for q in captured)
 
 
+def bench_ratio(mailbox: Mailbox, operator, changes: int, block: int = 50) -> dict[str, float]:
+    """Service calls and floor transactions on the same row, in alternating blocks of `block`
+    (the workers running, so the calls' pushes go out): both meet the same moments of a shared
+    machine. Returns seconds per service call and per floor transaction."""
+    service = floor = 0.0
+    for i in range(0, changes, block):
+        start = time.monotonic()
+        for j in range(block):
+            mailbox_set_access(mailbox=mailbox, allow_pop3=bool((i + j) % 2), acting_user=operator)
+        service += time.monotonic() - start
+        floor += bench_floor(mailbox, operator, block) * block
+    return {"service": service / changes, "floor": floor / changes}
+
+
 def bench_burst(pack, operator, changes: int) -> dict[str, float]:
-    """The floor, then the burst of service calls on the same row, then the floor again."""
+    """The floor ratio (alternating blocks), then the burst of service calls on one row."""
     domain = domain_create(pack=pack, name=f"burst{os.getpid()}.test", acting_user=operator)
     mailbox = mailbox_create(domain=domain, local_part="burst", password=PASSWORD, acting_user=operator)
     mailbox = Mailbox.objects.select_related("domain").get(pk=mailbox.pk)
     wait_applied(domain.pk)
-    floor_before = bench_floor(mailbox, operator, changes)
     queries = service_queries(mailbox, operator)
+    ratio = bench_ratio(mailbox, operator, changes)
     wait_applied(domain.pk)
+    time.sleep(1)  # the last pushes of the ratio's calls are done
     sent_before = DomainSync.objects.get(domain=domain).attempts
     start = time.monotonic()
     for i in range(changes):
@@ -252,9 +268,7 @@ def bench_burst(pack, operator, changes: int) -> dict[str, float]:
     wait_applied(domain.pk)
     total = time.monotonic() - start
     documents = DomainSync.objects.get(domain=domain).attempts - sent_before
-    floor_after = bench_floor(mailbox, operator, changes)
-    return {"total": total, "documents": documents, "issued": issued, "queries": queries,
-            "floor": (floor_before + floor_after) / 2, "floor_before": floor_before, "floor_after": floor_after}
+    return {"total": total, "documents": documents, "issued": issued, "queries": queries, **ratio}
 
 
 def main() -> None:
@@ -296,7 +310,6 @@ def main() -> None:
 
     broker = "Redis" if os.environ.get("REDIS_URL") else "embedded SQLite broker"
     database = "PostgreSQL" if os.environ["DATABASE_URL"].startswith("postgres") else "SQLite"
-    per_call = burst["issued"] / args.burst
     ms = 1000
     lines = [
         f"## Provisioning benchmark — {time.strftime('%Y-%m-%d')} ({database}, {broker}, {os.cpu_count()} cores)",
@@ -305,18 +318,18 @@ def main() -> None:
         "|---|---|---|---|",
         f"| change → deliverable (mailbox created → RCPT accepted), {args.runs} runs | "
         f"{statistics.median(latency) * ms:.0f} ms | {pct(latency, 95) * ms:.0f} ms | ≤ 500 ms / ≤ 1 s |",
-        f"| one service call (`mailbox_set_access`), mean of {args.burst} | {per_call * ms:.2f} ms | — | ≤ 2 × floor |",
-        f"| the floor: bare transaction writing the same rows, mean of 2 × {args.burst} | "
+        f"| one service call (`mailbox_set_access`), mean of {args.burst} | {burst['service'] * ms:.2f} ms | — | — |",
+        f"| the floor: bare transaction writing the same rows, mean of {args.burst} | "
         f"{burst['floor'] * ms:.2f} ms | — | — |",
-        f"| ratio service call / floor | {per_call / burst['floor']:.2f} | — | ≤ 2 |",
+        f"| ratio service call / floor (alternating blocks of 50) | {burst['service'] / burst['floor']:.2f} | — "
+        "| ≤ 2 |",
         f"| SQL statements of one service call | {burst['queries']} | — | ≤ 5 |",
         f"| burst of {args.burst} changes to one domain: first change → host confirms the last | "
         f"{burst['total']:.2f} s | — | ≤ 3 s |",
+        f"| same burst: issuing the {args.burst} calls | {burst['issued']:.2f} s | — | — |",
         f"| same burst: last change → host confirms it | {(burst['total'] - burst['issued']) * ms:.0f} ms | — | — |",
         "",
-        f"The floor was {burst['floor_before'] * ms:.2f} ms per transaction before the burst and "
-        f"{burst['floor_after'] * ms:.2f} ms after it; the host applied {burst['documents']:.0f} document(s) for "
-        f"the burst's {args.burst} changes.",
+        f"The host applied {burst['documents']:.0f} document(s) for the burst's {args.burst} changes.",
         "",
         "| domain of N mailboxes (+ N/5 forwards) | " + " | ".join(f"{n:,}" for n in sizes) + " | target |",
         "|---|" + "---|" * len(sizes) + "---|",
@@ -349,7 +362,8 @@ def main() -> None:
         row(f"one mailbox changed: delta apply on the host, p50 of {args.runs}", "apply_delta_ms", "{:.1f} ms",
             "≤ 50 ms"),
         row("    its p95", "apply_delta_p95_ms", "{:.1f} ms"),
-        row(f"one mailbox changed through the workers (service call → host confirms), p50 of {args.runs}",
+        row(f"one mailbox changed through the workers (service call → host confirms), p50 of {args.runs}, "
+            "0.2 s apart",
             "change_e2e_ms", "{:.0f} ms"),
         row("    its p95", "change_e2e_p95_ms", "{:.0f} ms"),
         "",
