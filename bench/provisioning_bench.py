@@ -307,6 +307,7 @@ def main() -> None:
     finally:
         down(config)
         shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(log_dir, ignore_errors=True)  # kept when the run failed: the workers' logs
 
     broker = "Redis" if os.environ.get("REDIS_URL") else "embedded SQLite broker"
     database = "PostgreSQL" if os.environ["DATABASE_URL"].startswith("postgres") else "SQLite"

@@ -83,6 +83,9 @@ def check_not_homograph(value: str, unicode_name: str) -> None:
 
 
 def domain_to_unicode(ascii_name: str) -> str:
+    """The name as people write it; a name with no "xn--" label is that already (no idna call)."""
+    if "xn--" not in ascii_name:
+        return ascii_name
     try:
         return idna.decode(ascii_name)
     except (idna.IDNAError, UnicodeError):

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from mailhost import contract, lists, maps, migrate, render
 from mailhost.layout import RootLayout
+from mailhost.memory import cycle_collector_paused
 from mailhost.render import RenderError
 
 log = logging.getLogger(__name__)
@@ -172,10 +173,11 @@ def _domain_lock(cfg: HostConfig, domain: str) -> Iterator[None]:
 
 def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
     """Apply a domain document (its format and shape checked against the contract first)."""
-    contract.check_document(document)
-    domain = render.domain_name(document["domain"])
-    with _domain_lock(cfg, domain):
-        return _apply(document, cfg)
+    with cycle_collector_paused():
+        contract.check_document(document)
+        domain = render.domain_name(document["domain"])
+        with _domain_lock(cfg, domain):
+            return _apply(document, cfg)
 
 
 def _replace_pairs(db: Any, table: str, key: str, value: str, domain: str, old: dict[str, str],

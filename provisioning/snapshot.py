@@ -17,6 +17,7 @@ from lists.models import MailingList
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
 from mailhost import contract
 from mailhost.contract import FORMAT
+from mailhost.memory import cycle_collector_paused
 from provisioning.models import RemovedName
 
 MB = 1024 * 1024
@@ -29,13 +30,14 @@ def absent(name: str, revision: int) -> contract.AbsentDocument:
 
 def build(domain: Domain) -> contract.DomainDocument:
     """Read the domain's rows (a constant number of queries) and return its complete document."""
-    return {
-        "format": FORMAT,
-        "domain": domain.name,
-        "revision": domain.revision,
-        "state": "present",
-        **_objects(domain, since=None),
-    }
+    with cycle_collector_paused():
+        return {
+            "format": FORMAT,
+            "domain": domain.name,
+            "revision": domain.revision,
+            "state": "present",
+            **_objects(domain, since=None),
+        }
 
 
 def build_delta(domain: Domain, base: int) -> contract.DomainDelta:

@@ -9,6 +9,7 @@ applies, list addresses).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -837,3 +838,17 @@ def test_list_addresses_of_two_domains_never_collide(cfg: HostConfig) -> None:
     except RenderError:
         return
     assert aliases(cfg, "shop.xn--p1ai") == {"news@shop.xn--p1ai": "news@shop.xn--p1ai.mlmmj.invalid"}
+
+
+def test_the_cycle_collector_is_paused_during_an_apply_and_back_after_it(
+    cfg: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    real_rows = render.rows
+    monkeypatch.setattr(render, "rows", lambda doc: seen.append(gc.isenabled()) or real_rows(doc))
+    apply(document(revision=1, mailboxes=[mailbox("alice")]), cfg)
+    assert seen == [False] and gc.isenabled()
+    monkeypatch.setattr(render, "rows", lambda doc: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        apply(document(revision=2), cfg)
+    assert gc.isenabled()
