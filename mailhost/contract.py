@@ -122,8 +122,8 @@ class MailingList(TypedDict):
     digest_subscribers: NotRequired[list[str]]
 
 
-class DomainDocument(TypedDict):
-    """A present domain's complete desired state."""
+class PresentDomain(TypedDict):
+    """What both documents of a present domain carry: the domain's objects, each complete."""
 
     format: int
     domain: str
@@ -132,26 +132,21 @@ class DomainDocument(TypedDict):
     mailboxes: NotRequired[list[Mailbox]]
     forwards: NotRequired[list[Forward]]
     robots: NotRequired[list[Robot]]
-    catchall: NotRequired[CatchAll | None]
+    catchall: NotRequired[CatchAll | None]  # absent: bounce (a delta: left as it is)
     lists: NotRequired[list[MailingList]]
 
 
-class DomainDelta(TypedDict):
-    """What changed in a present domain since revision `base`: every object changed after it (each
-    complete, as in a DomainDocument), the names whose object was deleted after it (a name deleted
-    then used again is in both), and the catch-all. A host applies it only on top of `base` or a
-    later revision; otherwise it answers `behind` and the panel sends the complete document."""
+class DomainDocument(PresentDomain):
+    """A present domain's complete desired state: what it does not list, the host removes."""
 
-    format: int
-    domain: str
-    revision: int
+
+class DomainDelta(PresentDomain):
+    """What changed in a present domain since revision `base`: every object changed after it, the
+    names whose object was deleted after it (a name deleted then used again is in both), and the
+    catch-all. A host applies it only on top of `base` or a later revision; otherwise it answers
+    `behind` and the panel sends the complete document."""
+
     base: int
-    state: Literal["present"]
-    mailboxes: NotRequired[list[Mailbox]]
-    forwards: NotRequired[list[Forward]]
-    robots: NotRequired[list[Robot]]
-    catchall: NotRequired[CatchAll | None]  # absent: the catch-all is left as it is
-    lists: NotRequired[list[MailingList]]
     removed: NotRequired[list[str]]  # local parts
 
 

@@ -384,3 +384,12 @@ def test_a_host_of_the_first_schema_takes_the_whole_domain_first(tmp_path: Path)
         apply({"format": contract.FORMAT, "domain": "d.test", "revision": 6, "base": 5, "state": "present"}, cfg)
     apply({"format": contract.FORMAT, "domain": "d.test", "revision": 6, "state": "present"}, cfg)
     assert state(cfg, "d.test")["domains"] == [("d.test", 1, 6)]
+
+
+def test_only_a_delta_may_name_removed_objects(tmp_path: Path) -> None:
+    cfg = host(tmp_path, "h")
+    whole = {"format": contract.FORMAT, "domain": "d.test", "revision": 1, "state": "present", "removed": ["x"]}
+    with pytest.raises(contract.DocumentError, match="unknown removed"):
+        apply(whole, cfg)
+    with pytest.raises(contract.DocumentError, match="base: expected int"):
+        apply({**whole, "base": "1"}, cfg)
