@@ -77,7 +77,7 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     assert (task, queue) == (contract.REPORT, contract.PANEL_QUEUE)
     assert report == {"host": "mx1", "domain": "alpha-domain.test", "revision": domain.revision,
                       "state": "present", "behind": False,
-                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads {contract.FORMAT})"}
+                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads 1 and 2)"}
     contract.check(report, contract.Report, complete=True)
     db = maps.connect(host["config"].maps_db)
     assert db.execute("SELECT domain, revision FROM domains").fetchall() == [("alpha-domain.test", 0)]
@@ -86,16 +86,16 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     tasks.report(**report)
     sync = DomainSync.objects.get(domain=domain)
     assert sync.state_of(domain.revision) == SyncState.FAILED
-    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads {contract.FORMAT})"
+    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads 1 and 2)"
 
 
-# 1: a format-1 agent took every present document for the whole domain; this one must not read one.
-@pytest.mark.parametrize("version", [0, 1, 3, "2", 2.0, True, None])
+@pytest.mark.parametrize("version", [0, 3, "2", 2.0, True, None])
 def test_only_the_known_format_is_read(tmp_path: Path, version: Any) -> None:
     config = HostConfig(name="t", root=tmp_path)
     (tmp_path / "db").mkdir()
     maps.create(config.maps_db)
-    with pytest.raises(contract.UnknownFormat, match=rf"^unknown document format {version!r} \(this agent reads 2\)$"):
+    with pytest.raises(contract.UnknownFormat,
+                       match=rf"^unknown document format {version!r} \(this agent reads 1 and 2\)$"):
         apply(a_document(format=version), config)
     missing = a_document()
     del missing["format"]
@@ -103,6 +103,19 @@ def test_only_the_known_format_is_read(tmp_path: Path, version: Any) -> None:
         apply(missing, config)
     assert maps.connect(config.maps_db).execute("SELECT * FROM domains").fetchall() == []
     assert apply(a_document(), config).applied
+
+
+def test_a_whole_domain_of_format_1_is_read_a_delta_of_format_1_is_not(tmp_path: Path) -> None:
+    """An older panel's documents are whole domains: an agent upgraded first applies them. Format
+    1 had no delta: one that says format 1 is refused (a format-1 agent would have dropped
+    everything it does not list)."""
+    config = HostConfig(name="t", root=tmp_path)
+    (tmp_path / "db").mkdir()
+    maps.create(config.maps_db)
+    assert apply(a_document(1, format=1), config).applied
+    with pytest.raises(contract.UnknownFormat, match="unknown document format 1"):
+        apply(a_document(2, format=1, base=1), config)
+    assert apply(a_document(2, format=2, base=1), config).applied
 
 
 def test_a_document_of_another_shape_is_refused_and_says_where(tmp_path: Path, host: dict[str, Any]) -> None:
