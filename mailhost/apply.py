@@ -401,15 +401,25 @@ def copy_away(request: dict[str, Any], cfg: HostConfig) -> migrate.Copied:
 def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: dict[str, Any]) -> Outcome:
     """Remove what the applied state (the rows in the database, not the document) no longer
     uses: old Sieve scripts, maildirs of removed mailboxes. Idempotent: a redelivered document
-    runs it again, and a same-revision document with other content can never remove anything."""
+    runs it again, and a same-revision document with other content can never remove anything.
+    A delta finishes what it touched only (its names), as its apply did: no walk of the domain."""
+    only = _named(document) if contract.is_delta(document) else None
     keep: set[str] = set()
     for email, sieve in db.execute("SELECT email, sieve FROM mailboxes WHERE domain = ?", (domain,)):
         local = email.rsplit("@", 1)[0]
         keep.add(local)
-        _sweep_scripts(home_of(cfg, domain, local), Path(sieve) if sieve else None)
-    outcome.removed_homes = _sweep_homes(cfg, domain, keep)
+        if only is None or local in only:
+            _sweep_scripts(home_of(cfg, domain, local), Path(sieve) if sieve else None)
+    outcome.removed_homes = _sweep_homes(cfg, domain, keep, only=only)
     _sync_lists(cfg, db, domain, document)
     return outcome
+
+
+def _named(delta: dict[str, Any]) -> set[str]:
+    """The local parts a delta names: its removed names and its objects'."""
+    names = [*delta.get("removed", []), *(ml["name"] for ml in delta.get("lists", []))]
+    names += [obj["local_part"] for kind in ("mailboxes", "robots", "forwards") for obj in delta.get(kind, [])]
+    return {render.local_part(name) for name in names}
 
 
 def _sync_lists(cfg: HostConfig, db: Any, domain: str, document: dict[str, Any]) -> None:

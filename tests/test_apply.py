@@ -852,3 +852,24 @@ def test_the_cycle_collector_is_paused_during_an_apply_and_back_after_it(
     with pytest.raises(ZeroDivisionError):
         apply(document(revision=2), cfg)
     assert gc.isenabled()
+
+
+def test_a_redelivered_delta_finishes_the_sweep_of_its_own_names_only(
+    cfg: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(document(revision=1, mailboxes=[mailbox("alice"), mailbox("bob")]), cfg)
+    deliver(cfg, "bob")
+    stray = cfg.vmail_root / D / "stray"  # no mailbox owns it: a whole document would remove it
+    stray.mkdir()
+    delta = {"format": contract.FORMAT, "domain": D, "revision": 2, "base": 1, "state": "present",
+             "removed": ["bob"]}
+
+    def die(*args: Any, **kwargs: Any) -> list[str]:
+        raise Crash  # the worker dies right after COMMIT
+
+    monkeypatch.setattr(agent_apply, "_sweep_homes", die)
+    with pytest.raises(Crash):
+        apply(delta, cfg)
+    monkeypatch.undo()
+    assert apply(delta, cfg).removed_homes == ["bob"]  # redelivered: bob's maildir goes, nothing else
+    assert not (cfg.vmail_root / D / "bob").exists() and stray.is_dir()
