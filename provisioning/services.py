@@ -83,7 +83,7 @@ def push(domain_id: int) -> int | None:
         )
         DomainSync.objects.filter(pk=sync.pk).update(
             host=host, sent_revision=domain.revision, sent_at=timezone.now(), attempts=F("attempts") + 1,
-            needs_full=sync.needs_full and not whole,
+            needs_full=False,  # a whole domain goes now, or none was asked
         )
         transaction.on_commit(lambda: send(host, document))
     return document["revision"]

@@ -456,6 +456,11 @@ def test_sieve_script_files_follow_the_rows(cfg: HostConfig) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def die_after_commit(*args: Any, **kwargs: Any) -> list[str]:
+    """Stands for the sweep after COMMIT: the worker dies right there."""
+    raise Crash
+
+
 class Crash(BaseException):
     """Stands for the process dying (not an Exception: nothing may swallow it)."""
 
@@ -736,10 +741,7 @@ def test_redelivery_finishes_an_interrupted_sweep(
     doc = document(revision=2, mailboxes=[mailbox("alice")]) if state == "present" else document(
         revision=2, state="absent")
 
-    def die(*args: Any, **kwargs: Any) -> list[str]:
-        raise Crash  # the worker dies right after COMMIT
-
-    monkeypatch.setattr(agent_apply, "_sweep_homes", die)
+    monkeypatch.setattr(agent_apply, "_sweep_homes", die_after_commit)
     with pytest.raises(Crash):
         apply(doc, cfg)
     monkeypatch.undo()
@@ -864,10 +866,7 @@ def test_a_redelivered_delta_finishes_the_sweep_of_its_own_names_only(
     delta = {"format": contract.FORMAT, "domain": D, "revision": 2, "base": 1, "state": "present",
              "removed": ["bob"]}
 
-    def die(*args: Any, **kwargs: Any) -> list[str]:
-        raise Crash  # the worker dies right after COMMIT
-
-    monkeypatch.setattr(agent_apply, "_sweep_homes", die)
+    monkeypatch.setattr(agent_apply, "_sweep_homes", die_after_commit)
     with pytest.raises(Crash):
         apply(delta, cfg)
     monkeypatch.undo()
