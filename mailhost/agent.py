@@ -26,6 +26,7 @@ from celery import Celery
 
 from mailhost import broker, contract, lists, maps
 from mailhost.apply import HostConfig, apply, copy_away
+from mailhost.memory import cycle_collector_paused
 from mailhost.migrate import MigrateError
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,19 @@ def tell_panel(task: str, payload: contract.Report | contract.Migrated | contrac
 
 
 @app.task(name=contract.APPLY, acks_late=True)
-def apply_document(document: dict[str, Any]) -> None:
-    """Apply one domain document and tell the panel what happened (applied or the error)."""
+def apply_document(packed: str | dict[str, Any]) -> None:
+    """Apply one domain document (packed, see contract.pack) and tell the panel what happened
+    (applied or the error)."""
     _prepare()
+    try:
+        with cycle_collector_paused():  # as apply: a whole domain is a million objects, none in a cycle
+            document = contract.unpack(packed) if isinstance(packed, str) else packed
+    except contract.DocumentError as error:  # nothing to name the domain by: only the log says it
+        log.error("a document that does not unpack: %s", error)
+        return
+    if not isinstance(document, dict):
+        log.error("a document that is not an object: %s", type(document).__name__)
+        return
     name, revision, state = document.get("domain"), document.get("revision"), document.get("state", "present")
     try:
         outcome = apply(document, CONFIG)

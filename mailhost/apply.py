@@ -224,13 +224,16 @@ class Stored:
 
 
 CHUNK = 500  # addresses per "IN (...)" query
+MANY = 8 * CHUNK  # more wanted addresses than this: one pass over the domain's rows costs less
 
 
 def _select(db: Any, sql: str, key: str, domain: str, wanted: set[str] | None) -> list[tuple[Any, ...]]:
     """Rows of `sql` (a SELECT ... WHERE domain = ?) for the domain; with `wanted`, only those
-    whose `key` column is one of these values."""
+    whose `key` column (the first selected) is one of these values."""
     if wanted is None:
         return list(db.execute(sql, (domain,)))
+    if len(wanted) > MANY:
+        return [row for row in db.execute(sql, (domain,)) if row[0] in wanted]
     found: list[tuple[Any, ...]] = []
     ordered = sorted(wanted)
     for i in range(0, len(ordered), CHUNK):

@@ -46,9 +46,9 @@ COPY_STALE_AFTER = timedelta(minutes=10)  # a copy of big mailboxes takes a whil
 
 
 def send(host: MailHost, document: contract.Document) -> None:
-    """Queue a document for the host's agent, compressed (a whole domain of 100,000 mailboxes is
-    35 MB of JSON: zlib sends it in a third of the time; the agent's Celery decompresses it)."""
-    panel_app.send_task(contract.APPLY, args=[document], queue=host.queue, compression="zlib")
+    """Queue a document for the host's agent, packed (contract.pack: a whole domain of 100,000
+    mailboxes is 35 MB of JSON, 6 MB packed, and Celery's own decoding of it costs nothing)."""
+    panel_app.send_task(contract.APPLY, args=[contract.pack(document)], queue=host.queue)
 
 
 def push(domain_id: int) -> int | None:

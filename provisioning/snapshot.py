@@ -10,7 +10,11 @@ DomainDelta). A delta works because every row carries the revision of its last c
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypedDict
+
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from hosting.models import Domain
 from lists.models import MailingList
@@ -64,10 +68,11 @@ class _Objects(TypedDict):
 
 
 # The columns a document needs, read as named tuples: no model instances (a tenth of the time
-# on a domain of 100,000 mailboxes).
+# on a domain of 100,000 mailboxes). The JSON lists are read as their text (`*_json`): most are
+# empty, and Django's decoding of each took a quarter of the build.
 MAILBOX_FIELDS = (
     "local_part", "password_hash", "quota_mb", "enabled", "allow_pop3", "allow_imap", "allow_smtp", "routing",
-    "forward_to", "keep_copy", "vacation_enabled", "vacation_subject", "vacation_message", "vacation_days",
+    "forward_to_json", "keep_copy", "vacation_enabled", "vacation_subject", "vacation_message", "vacation_days",
     "vacation_start", "vacation_end",
 )
 
@@ -75,17 +80,17 @@ MAILBOX_FIELDS = (
 def _objects(domain: Domain, since: int | None) -> _Objects:
     """The domain's objects, or (`since`) those changed after that revision; the catch-all always."""
     changed = {} if since is None else {"revision__gt": since}
-    mailboxes = Mailbox.objects.filter(domain=domain, **changed).order_by("local_part").values_list(
-        *MAILBOX_FIELDS, named=True)
-    forwards = Forward.objects.filter(domain=domain, **changed).order_by("local_part").values_list(
-        "local_part", "destinations", named=True)
+    mailboxes = Mailbox.objects.filter(domain=domain, **changed).order_by("local_part").annotate(
+        forward_to_json=Cast("forward_to", TextField())).values_list(*MAILBOX_FIELDS, named=True)
+    forwards = Forward.objects.filter(domain=domain, **changed).order_by("local_part").annotate(
+        destinations_json=Cast("destinations", TextField())).values_list("local_part", "destinations_json", named=True)
     robots = Robot.objects.filter(domain=domain, **changed).order_by("local_part").values_list(
         "local_part", "copy_to", "subject", "message", named=True)
     lists = MailingList.objects.filter(domain=domain, **changed).prefetch_related("members").order_by("name")
     catchall = CatchAll.objects.filter(domain=domain).first()
     return {
         "mailboxes": [_mailbox(m) for m in mailboxes],
-        "forwards": [{"local_part": f.local_part, "destinations": list(f.destinations)} for f in forwards],
+        "forwards": [{"local_part": f.local_part, "destinations": _json_list(f.destinations_json)} for f in forwards],
         "robots": [
             {"local_part": r.local_part, "copy_to": r.copy_to, "subject": r.subject, "message": r.message}
             for r in robots
@@ -96,6 +101,11 @@ def _objects(domain: Domain, since: int | None) -> _Objects:
         },
         "lists": [_list(ml) for ml in lists],
     }
+
+
+def _json_list(text: str) -> list[str]:
+    """A JSON list column read as its text (see MAILBOX_FIELDS): most are empty."""
+    return [] if text == "[]" else list(json.loads(text))
 
 
 def _mailbox(m: Any) -> contract.Mailbox:  # a row of MAILBOX_FIELDS
@@ -117,7 +127,7 @@ def _mailbox(m: Any) -> contract.Mailbox:  # a row of MAILBOX_FIELDS
         "allow_imap": m.allow_imap,
         "allow_smtp": m.allow_smtp,
         "routing": m.routing,
-        "forward_to": list(m.forward_to),
+        "forward_to": _json_list(m.forward_to_json),
         "keep_copy": m.keep_copy,
         "vacation": vacation,
     }

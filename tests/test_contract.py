@@ -12,6 +12,8 @@ each task and queue, on both sides.
 from __future__ import annotations
 
 import ast
+import base64
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,58 @@ def test_a_document_of_another_shape_is_refused_and_says_where(tmp_path: Path, h
 
 
 # --- what the panel builds has the contract's shape --------------------------------------------
+
+
+# --- a packed document (the APPLY task's argument) ------------------------------------------------
+
+
+def test_the_document_the_panel_sends_is_the_one_the_agent_applies(host: dict[str, Any],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    queued: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(panel_app, "send_task", lambda name, **kw: queued.append((name, kw)))
+    vacation = {"subject": "Absente jusqu'à lundi", "message": "Réponse — à bientôt"}
+    document = a_document(3, mailboxes=[{**a_document()["mailboxes"][0], "vacation": vacation}])
+    services.send(MailHostFactory.build(name="mx1"), document)
+
+    [(task, sent)] = queued
+    assert (task, sent["queue"], list(sent)) == (contract.APPLY, "host.mx1", ["args", "queue"])
+    [packed] = sent["args"]
+    assert isinstance(packed, str) and packed.isascii() and contract.unpack(packed) == document
+    agent.apply_document(packed)
+    assert host["sent"] == [(contract.REPORT, {"host": "mx1", "domain": "alpha-domain.test", "revision": 3,
+                                               "state": "present"}, contract.PANEL_QUEUE)]
+    db = maps.connect(host["config"].maps_db)
+    [(email, sieve)] = db.execute("SELECT email, sieve FROM mailboxes").fetchall()
+    assert email == "alice@alpha-domain.test" and "Réponse — à bientôt" in Path(sieve).read_text()
+
+
+def test_a_packed_document_that_does_not_unpack_changes_nothing(host: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    def packed(data: bytes) -> str:
+        return base64.b64encode(zlib.compress(data)).decode()
+
+    whole = packed(b'{"format": 2}')
+    cases = {
+        "not base64": "%%%",
+        "not zlib": base64.b64encode(b"plain text").decode(),
+        "cut short": base64.b64encode(zlib.compress(b'{"format": 2, "domain": "x.test"}')[:-6]).decode(),
+        "not UTF-8": packed(b'{"domain": "\xff"}'.replace(b"\\xff", b"\xff")),
+        "not JSON": packed(b"{format: 2"),
+        "larger than the bound": packed(b" " * 200 + b"{}"),
+        "not an object": packed(b"[1, 2]"),
+    }
+    monkeypatch.setattr(contract, "MAX_DOCUMENT_BYTES", 100)
+    assert isinstance(contract.unpack(whole), dict)
+    for case, value in cases.items():
+        caplog.clear()
+        agent.apply_document(value)
+        assert host["sent"] == [], case
+        [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "does not unpack" in record.getMessage() or "not an object" in record.getMessage(), case
+    for case in ("not base64", "not zlib", "cut short", "not UTF-8", "not JSON", "larger than the bound"):
+        with pytest.raises(contract.DocumentError):
+            contract.unpack(cases[case])
+    assert maps.connect(host["config"].maps_db).execute("SELECT * FROM domains").fetchall() == []
 
 
 @pytest.mark.django_db

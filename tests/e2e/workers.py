@@ -97,8 +97,10 @@ def make_workers(stack: Stack, log_dir: Path) -> Workers:
     host_name = f"e2e{secrets.token_hex(3)}"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MAILHOST_", "DATABASE_URL"))}
     panel_env = {**base, "DATABASE_URL": database_url(), "VAR_DIR": str(settings.VAR_DIR)}
+    # The agent runs without Django, as on a mail host: with DJANGO_SETTINGS_MODULE set (pytest
+    # sets it), Celery's Django fixup would load the whole panel into the agent's worker.
     agent_env = {
-        **base,
+        **{k: v for k, v in base.items() if k != "DJANGO_SETTINGS_MODULE"},
         "MAILHOST_NAME": host_name,
         "MAILHOST_ROOT": str(stack.config.root),
         "MAILHOST_POSTFIX_DIR": str(stack.config.postfix_dir),
