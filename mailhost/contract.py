@@ -29,10 +29,13 @@ from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_or
 # 2: a present domain is sent either complete (DomainDocument) or as the changes since a revision
 #    the host has (DomainDelta, which has "base"); an agent of format 1 would take a delta for the
 #    complete domain and drop everything it does not list.
-FORMAT = 2
-# What this agent reads: format 1's documents are whole domains, read as format 2's (so agents can
-# be upgraded before the panel); a delta says format 2.
-READS = (1, 2)
+# 3: keys an agent of format 2 would refuse as unknown: a robot's `reply_seconds` (one reply per
+#    sender in that time), a mailbox's `renamed_from` (its mail follows it to the new name).
+FORMAT = 3
+# What this agent reads: the documents of formats 1 and 2 are read as format 3's (so agents can be
+# upgraded before the panel); a delta says format 2 or later.
+READS = (1, 2, 3)
+FIRST_DELTA_FORMAT = 2
 
 # Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
 PANEL_QUEUE = "panel"
@@ -420,9 +423,9 @@ def check(value: Any, shape: Any, *, complete: bool = False) -> None:
 def check_document(document: Any, *, complete: bool = False) -> None:
     """What the agent checks before it reads a document: first its format, then its shape."""
     version = document.get("format") if isinstance(document, dict) else None
-    if type(version) is not int or version not in READS or version < FORMAT and is_delta(document):
+    if type(version) is not int or version not in READS or version < FIRST_DELTA_FORMAT and is_delta(document):
         raise UnknownFormat(
-            f"unknown document format {version!r} (this agent reads {' and '.join(map(str, READS))})")
+            f"unknown document format {version!r} (this agent reads {', '.join(map(str, READS))})")
     if document.get("state") == "absent":
         shape: Any = AbsentDocument
     else:

@@ -79,7 +79,7 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     assert (task, queue) == (contract.REPORT, contract.PANEL_QUEUE)
     assert report == {"host": "mx1", "domain": "alpha-domain.test", "revision": domain.revision,
                       "state": "present", "behind": False,
-                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads 1 and 2)"}
+                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads 1, 2, 3)"}
     contract.check(report, contract.Report, complete=True)
     db = maps.connect(host["config"].maps_db)
     assert db.execute("SELECT domain, revision FROM domains").fetchall() == [("alpha-domain.test", 0)]
@@ -88,16 +88,16 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     tasks.report(**report)
     sync = DomainSync.objects.get(domain=domain)
     assert sync.state_of(domain.revision) == SyncState.FAILED
-    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads 1 and 2)"
+    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads 1, 2, 3)"
 
 
-@pytest.mark.parametrize("version", [0, 3, "2", 2.0, True, None])
+@pytest.mark.parametrize("version", [0, 4, "2", 2.0, True, None])
 def test_only_the_known_format_is_read(tmp_path: Path, version: Any) -> None:
     config = HostConfig(name="t", root=tmp_path)
     (tmp_path / "db").mkdir()
     maps.create(config.maps_db)
     with pytest.raises(contract.UnknownFormat,
-                       match=rf"^unknown document format {version!r} \(this agent reads 1 and 2\)$"):
+                       match=rf"^unknown document format {version!r} \(this agent reads 1, 2, 3\)$"):
         apply(a_document(format=version), config)
     missing = a_document()
     del missing["format"]
@@ -118,6 +118,7 @@ def test_a_whole_domain_of_format_1_is_read_a_delta_of_format_1_is_not(tmp_path:
     with pytest.raises(contract.UnknownFormat, match="unknown document format 1"):
         apply(a_document(2, format=1, base=1), config)
     assert apply(a_document(2, format=2, base=1), config).applied
+    assert apply(a_document(3, format=3, base=2), config).applied
 
 
 def test_a_document_of_another_shape_is_refused_and_says_where(tmp_path: Path, host: dict[str, Any]) -> None:
