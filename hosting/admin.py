@@ -274,9 +274,9 @@ class PlanAdmin(TenantAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: VIEW}
-    list_display = ["created_at", "actor_label", "actor_role", "action", "target_type", "target_repr"]
+    list_display = ["created_at", "actor_label", "actor_role", "action", "domain_name", "target_type", "target_repr"]
     list_filter = ["actor_role", "action"]
-    search_fields = ["actor_label", "target_repr", "action"]
+    search_fields = ["actor_label", "target_repr", "action", "domain_name"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:

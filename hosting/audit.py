@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from hosting.models import AuditEvent, User
+from hosting.models import AuditEvent, Customer, Domain, Pack, User
 from hosting.roles import role_of
 
 
@@ -36,10 +40,12 @@ class Action(StrEnum):
     MAILBOX_SET_REAL_NAME = "mailbox.set_real_name"
     MAILBOX_SET_ADMIN = "mailbox.set_admin"
     MAILBOX_SET_QUOTA = "mailbox.set_quota"
+    MAILBOX_RENAME = "mailbox.rename"
     FORWARD_CREATE = "forward.create"
     FORWARD_CHANGE = "forward.change"
     FORWARD_DELETE = "forward.delete"
     ROBOT_CREATE = "robot.create"
+    ROBOT_CHANGE = "robot.change"
     ROBOT_DELETE = "robot.delete"
     CATCHALL_SET = "catchall.set"
     LIST_CREATE = "list.create"
@@ -64,10 +70,16 @@ class Action(StrEnum):
 
 
 def record(actor: Any, action: Action, target: models.Model | None, **detail: Any) -> AuditEvent:
-    """Write who (`actor`: a User, a logged-in Mailbox, or None for the system) did `action`."""
+    """Write who (`actor`: a User, a logged-in Mailbox, or None for the system) did `action`.
+
+    `changes` in the detail is what the act changed, `{"field": [before, after]}`; a field that
+    holds a secret (a password, its hash) never gets there, only the fact (`password_changed`).
+    The row gets the ids of the target's domain, pack, customer and reseller (`_scope`): who may
+    read it (`AuditEventQuerySet.visible_to`). One INSERT, whatever the target."""
     user = actor if isinstance(actor, User) else None
     label = "system" if actor is None else str(getattr(actor, "email", None) or actor)
-    return AuditEvent.objects.create(
+    scope = _scope(target)
+    event = AuditEvent.objects.create(
         actor=user,
         actor_label=label[:320],
         actor_role=role_of(actor).value if actor is not None else "system",
@@ -75,5 +87,83 @@ def record(actor: Any, action: Action, target: models.Model | None, **detail: An
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:320] if target is not None else "",
-        detail=detail,
+        detail=_stored_detail(detail),
+        **scope,
     )
+    for name, value in scope.items():
+        if isinstance(value, models.Subquery):
+            del event.__dict__[name]  # computed by the INSERT: read back from the row if asked for
+    return event
+
+
+SECRET_NAME = re.compile(r"password|secret|hash|token", re.IGNORECASE)
+
+
+def _stored_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """The detail as the row keeps it: JSON values (dates as ISO strings), no secret's value."""
+    clean: dict[str, Any] = {}
+    secret = False
+    for key, value in detail.items():
+        if SECRET_NAME.search(key):
+            secret = True
+        elif key == "changes":
+            changes = {name: pair for name, pair in value.items() if not SECRET_NAME.search(name)}
+            secret = secret or len(changes) < len(value)
+            if changes:
+                clean["changes"] = changes
+        else:
+            clean[key] = value
+    if secret:
+        clean["password_changed"] = True
+    return json.loads(json.dumps(clean, cls=DjangoJSONEncoder))
+
+
+def _cached(obj: models.Model, relation: str) -> Any:
+    """The related object `relation` of `obj` if it is already loaded (no query), else None."""
+    try:
+        field = obj._meta.get_field(relation)
+    except FieldDoesNotExist:
+        return None
+    return field.get_cached_value(obj, None) if hasattr(field, "get_cached_value") else None
+
+
+def _scope(target: models.Model | None) -> dict[str, Any]:
+    """The domain (id and name), pack, customer and reseller ids of an event on `target`: a Domain,
+    a Pack, or a row of a domain (`domain_id`). What the objects in memory already hold is taken
+    from them; the rest is read by subqueries of the INSERT itself (no query of its own)."""
+    if isinstance(target, Pack):
+        return _pack_scope(target.pk, target)
+    if isinstance(target, Domain):
+        domain_id, domain = target.pk, target
+    else:
+        domain_id, domain = getattr(target, "domain_id", None), None
+        if domain_id is not None:
+            domain = _cached(target, "domain")
+    if domain_id is None:
+        return {}
+    if domain is not None:
+        return {"domain_id": domain_id, "domain_name": domain.name,
+                **_pack_scope(domain.pack_id, _cached(domain, "pack"))}
+    row = Domain.objects.filter(pk=domain_id).order_by()
+    return {
+        "domain_id": domain_id,
+        "domain_name": models.Subquery(row.values("name")),
+        "pack_id": models.Subquery(row.values("pack_id")),
+        "customer_id": models.Subquery(row.values("pack__customer_id")),
+        "reseller_id": models.Subquery(row.values("pack__customer__reseller_id")),
+    }
+
+
+def _pack_scope(pack_id: int | None, pack: Pack | None) -> dict[str, Any]:
+    if pack_id is None:
+        return {}
+    if pack is None:
+        row = Pack.objects.filter(pk=pack_id).order_by()
+        return {"pack_id": pack_id, "customer_id": models.Subquery(row.values("customer_id")),
+                "reseller_id": models.Subquery(row.values("customer__reseller_id"))}
+    customer = _cached(pack, "customer")
+    reseller_id = (
+        customer.reseller_id if customer is not None
+        else models.Subquery(Customer.objects.filter(pk=pack.customer_id).order_by().values("reseller_id"))
+    )
+    return {"pack_id": pack_id, "customer_id": pack.customer_id, "reseller_id": reseller_id}

@@ -401,7 +401,22 @@ class Domain(models.Model):
 
 
 class AuditEventQuerySet(ScopedQuerySet):
-    """Operators and support agents read the audit log; nobody else does."""
+    """Who reads which events, by the ids `audit.record` stored on each row (plain columns, so an
+    event outlives its domain): operators and support agents everything; a reseller the events of
+    its customers' domains and packs; a customer its own domains' events; a domain admin its
+    domain's; a plain mailbox user nothing."""
+
+    def visible_to(self, seat: Any) -> models.QuerySet:
+        role = role_of(seat)
+        if role in (Role.OPERATOR, Role.SUPPORT):
+            return self.all()
+        if role == Role.RESELLER and seat.reseller_id is not None:
+            return self.filter(reseller_id=seat.reseller_id)  # set on events of domains and packs only
+        if role == Role.CUSTOMER and seat.customer_id is not None:
+            return self.filter(domain_id__isnull=False, customer_id=seat.customer_id)
+        if role == Role.DOMAIN_ADMIN and seat.domain_id is not None:
+            return self.filter(domain_id=seat.domain_id)
+        return self.none()
 
 
 class AuditEvent(models.Model):
@@ -419,6 +434,13 @@ class AuditEvent(models.Model):
     target_id = models.CharField(_("object id"), max_length=64, blank=True)
     target_repr = models.CharField(_("object"), max_length=320, blank=True)
     detail = models.JSONField(_("detail"), default=dict, blank=True)
+    # Where the event belongs, copied from its target when it is written: plain ids, not foreign
+    # keys, so that the row survives the deletion of its domain, pack or customer.
+    domain_id = models.BigIntegerField(_("domain id"), null=True, blank=True, editable=False)
+    domain_name = models.CharField(_("domain name"), max_length=253, blank=True, editable=False)
+    pack_id = models.BigIntegerField(_("pack id"), null=True, blank=True, editable=False)
+    customer_id = models.BigIntegerField(_("customer id"), null=True, blank=True, editable=False)
+    reseller_id = models.BigIntegerField(_("reseller id"), null=True, blank=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -426,7 +448,13 @@ class AuditEvent(models.Model):
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["actor_role", "-created_at"])]
+        indexes = [
+            models.Index(fields=["actor_role", "-created_at"]),
+            # A domain's audit page: its events, newest first.
+            models.Index(fields=["domain_id", "-created_at", "-id"], name="audit_domain_newest"),
+            models.Index(fields=["customer_id", "-created_at"], name="audit_customer_newest"),
+            models.Index(fields=["reseller_id", "-created_at"], name="audit_reseller_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.target_repr}"

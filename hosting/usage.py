@@ -22,6 +22,7 @@ class Feature:
     new_label: str
     used: int
     limit: int
+    full_message: str = ""  # what its add page says when the limit is reached
 
     @property
     def shown(self) -> bool:
@@ -40,10 +41,12 @@ def pack_features(pack: Pack) -> list[Feature]:
     """The pack's features with their counters; `pack` must come from `with_usage()`."""
     plan = pack.plan
     return [
-        Feature(
-            "mailboxes", _("POP accounts"), _("New POP account"), pack.used_mailboxes, plan.max_mailboxes
-        ),
-        Feature("forwards", _("Forwards"), _("New forward"), pack.used_forwards, plan.max_forwards),
-        Feature("robots", _("Robots"), _("New mail robot"), pack.used_robots, plan.max_robots),
-        Feature("lists", _("Mailing lists"), _("New mailing list"), pack.used_lists, plan.max_lists),
+        Feature("mailboxes", _("POP accounts"), _("New POP account"), pack.used_mailboxes, plan.max_mailboxes,
+                _("Maximum number of POP accounts reached.")),
+        Feature("forwards", _("Forwards"), _("New forward"), pack.used_forwards, plan.max_forwards,
+                _("Maximum number of forwards reached.")),
+        Feature("robots", _("Robots"), _("New mail robot"), pack.used_robots, plan.max_robots,
+                _("Maximum number of mail robots reached.")),
+        Feature("lists", _("Mailing lists"), _("New mailing list"), pack.used_lists, plan.max_lists,
+                _("Maximum number of mailing lists reached.")),
     ]

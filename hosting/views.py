@@ -51,7 +51,7 @@ def client_area(request: HttpRequest) -> HttpResponse:
 @login_required
 def pack_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pack = get_pack_for_user(request.user, pk)
-    domains = Domain.objects.visible_to(request.user).filter(pack=pack).order_by("name")
+    domains = Domain.objects.visible_to(request.user).filter(pack=pack).select_related("sync").order_by("name")
     return render(
         request,
         "hosting/pack_detail.html",

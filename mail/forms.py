@@ -74,3 +74,15 @@ class StandalonePasswordForm(NewPasswordForm):
     )
 
     field_order = ["address", "old_password", "new_password1", "new_password2"]
+
+
+class OwnPasswordForm(NewPasswordForm):
+    """A logged-in user's new password: the current one is asked too (a session left open is not
+    enough to take the account)."""
+
+    current_password = forms.CharField(
+        label=_("Current password"), max_length=1024, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    field_order = ["current_password", "new_password1", "new_password2"]

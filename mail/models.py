@@ -4,12 +4,32 @@ its last change, so its state on the mail host (applied / pending / failed) can 
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Domain, DomainChildQuerySet
 
 POSTMASTER = "postmaster"  # every domain's first mailbox, its admin; never deleted
+HOSTMASTER = "hostmaster"  # required on a .fr domain: the .fr registry checks it before a DNS change
+
+
+def hostmaster_required(domain_name: str) -> bool:
+    """Whether the domain (its IDNA name) must keep a `hostmaster` account: the .fr ones."""
+    return domain_name.lower().rstrip(".").endswith(".fr")
+
+
+def required_accounts(domain_name: str) -> tuple[str, ...]:
+    """The accounts a new domain is created with (QmailAdmin's "2 comptes obligatoires pour les
+    .fr, 1 pour les autres domaines")."""
+    return (POSTMASTER, HOSTMASTER) if hostmaster_required(domain_name) else (POSTMASTER,)
+
+
+def folded(text: str) -> str:
+    """`text` for searching: lower-case, accents dropped ("Hélène" → "helene")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 class Routing(models.TextChoices):
     STANDARD = "standard", _("Standard (no forwarding)")
@@ -36,6 +56,8 @@ class Mailbox(models.Model):
     local_part = models.CharField(_("account"), max_length=64)
     password_hash = models.CharField(_("password hash"), max_length=255, editable=False)
     real_name = models.CharField(_("real name"), max_length=200, blank=True)
+    # "local_part real name", folded: what the POP accounts' search looks in (every database).
+    search_name = models.CharField(max_length=300, blank=True, editable=False)
     quota_mb = models.PositiveIntegerField(
         _("quota (MB)"), default=0, help_text=_("0 means unlimited.")
     )
@@ -57,6 +79,10 @@ class Mailbox(models.Model):
         _("days between two replies to one sender"), default=1
     )
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
+    # A rename not yet confirmed by the mail host: the previous name and the rename's revision
+    # (the host moves the old home to the new name; mail.services.mailbox_rename).
+    renamed_from = models.CharField(_("previous name"), max_length=64, blank=True, editable=False)
+    renamed_revision = models.PositiveBigIntegerField(_("revision of the rename"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     objects = MailboxQuerySet.as_manager()
@@ -71,7 +97,12 @@ class Mailbox(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["domain", "local_part"], name="mailbox_unique_address")
         ]
-        indexes = [models.Index(fields=["domain", "revision"], name="mailbox_changed_since")]
+        indexes = [
+            models.Index(fields=["domain", "revision"], name="mailbox_changed_since"),
+            # The renames a host's report confirms: a few rows, whatever the domain's size.
+            models.Index(fields=["domain", "renamed_revision"], name="mailbox_renamed",
+                         condition=models.Q(renamed_revision__gt=0)),
+        ]
 
     def __str__(self) -> str:
         return self.address
@@ -79,6 +110,10 @@ class Mailbox(models.Model):
     @property
     def address(self) -> str:
         return f"{self.local_part}@{self.domain.unicode_name}"
+
+    def searched_as(self) -> str:
+        """The value of `search_name` for the current name and real name."""
+        return folded(f"{self.local_part} {self.real_name}")
 
     @property
     def is_domain_admin(self) -> bool:
@@ -115,8 +150,15 @@ class Forward(models.Model):
         return f"{self.local_part}@{self.domain.unicode_name}"
 
 
+# A robot answers each sender at most once in this many hours (Sieve's vacation :seconds).
+ROBOT_REPLY_HOURS_MIN = 1
+ROBOT_REPLY_HOURS_MAX = 30 * 24
+ROBOT_REPLY_HOURS_DEFAULT = 24
+
+
 class Robot(models.Model):
-    """A standalone autoresponder: whoever writes gets the fixed reply; a copy may go on."""
+    """A standalone autoresponder: whoever writes gets the fixed reply (at most once per sender in
+    `reply_hours`); a copy may go on."""
 
     domain = models.ForeignKey(
         Domain, on_delete=models.CASCADE, related_name="robots", verbose_name=_("domain")
@@ -125,6 +167,9 @@ class Robot(models.Model):
     copy_to = models.CharField(_("send copy to"), max_length=320, blank=True)
     subject = models.CharField(_("subject"), max_length=200)
     message = models.TextField(_("message"), max_length=4000)
+    reply_hours = models.PositiveIntegerField(
+        _("hours between two replies to one sender"), default=ROBOT_REPLY_HOURS_DEFAULT
+    )
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -135,7 +180,11 @@ class Robot(models.Model):
         verbose_name_plural = _("mail robots")
         ordering = ["domain__name", "local_part"]
         constraints = [
-            models.UniqueConstraint(fields=["domain", "local_part"], name="robot_unique_address")
+            models.UniqueConstraint(fields=["domain", "local_part"], name="robot_unique_address"),
+            models.CheckConstraint(
+                condition=models.Q(reply_hours__gte=ROBOT_REPLY_HOURS_MIN, reply_hours__lte=ROBOT_REPLY_HOURS_MAX),
+                name="robot_reply_hours_range",
+            ),
         ]
         indexes = [models.Index(fields=["domain", "revision"], name="robot_changed_since")]
 

@@ -87,6 +87,11 @@ def _reaches(domain: Domain, local: str, address: str) -> bool:
     )
 
 
+def reaches(domain: Domain, local: str, address: str) -> bool:
+    """Whether mail to `address` (normalised) is mail to local@domain (`local+tag` included)."""
+    return _reaches(domain, local, address)
+
+
 def _is_unknown(domain: Domain, address: str) -> bool:
     local, _at, host = address.rpartition("@")
     return host == domain.name and _name_redirects(domain, local) is None
@@ -218,6 +223,20 @@ def check_catchall(*, domain: Domain, mode: str, target: str) -> None:
                "this domain that do not exist. Change those first (no chains)."),
         hidden=_("The catch-all cannot send mail on: an address of another customer already "
                  "forwards to a name of this domain that does not exist."),
+    )
+
+
+def check_rename(*, domain: Domain, local: str) -> None:
+    """local@domain is to take another name: the redirects of its own domain follow it (the
+    rename rewrites them), those of other domains would lose their mail: refused, named when they
+    are the same customer's."""
+    lock_domains([domain.name])
+    _refuse_sources(
+        domain, [(d, label) for d, label in _pointing_at(domain, local) if d.pk != domain.pk],
+        address=_label(domain, local),
+        seen=_("%(address)s cannot be renamed: it receives mail forwarded by %(sources)s, of another "
+               "domain. Change those first."),
+        hidden=_("%(address)s cannot be renamed: an address of another customer forwards to it."),
     )
 
 

@@ -17,10 +17,25 @@ from hosting.audit import Action
 from hosting.models import Domain, Pack
 from hosting.services import limit_allows, lock_pack
 from hosting.validators import normalize_domain, parse_quota_mb
-from mail import routing_rules
-from mail.models import POSTMASTER, CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
+from mail import rename, routing_rules
+from mail.models import (
+    HOSTMASTER,
+    POSTMASTER,
+    ROBOT_REPLY_HOURS_DEFAULT,
+    ROBOT_REPLY_HOURS_MAX,
+    ROBOT_REPLY_HOURS_MIN,
+    CatchAll,
+    CatchAllMode,
+    Forward,
+    Mailbox,
+    Robot,
+    Routing,
+    folded,
+    hostmaster_required,
+)
 from mail.validators import check_new_password, clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
+from provisioning.models import DomainMove
 from provisioning.revisions import domain_changed
 
 
@@ -41,13 +56,15 @@ def check_mailbox_limits(pack: Pack) -> None:
 
 
 def address_taken(domain: Domain, local_part: str) -> bool:
-    """Whether the name is a mailbox, forward, robot or mailing list of the domain (the lists
-    app is above mail: its rows are read through the domain's relation `lists`)."""
+    """Whether the name is a mailbox, forward, robot or mailing list of the domain, or a list's
+    sub-address (`list+subscribe`...: mlmmj's commands; the lists app is above mail: its rows
+    are read through the domain's relation `lists`)."""
+    base = local_part.split("+", 1)[0]
     return (
         Mailbox.objects.filter(domain=domain, local_part=local_part).exists()
         or Forward.objects.filter(domain=domain, local_part=local_part).exists()
         or Robot.objects.filter(domain=domain, local_part=local_part).exists()
-        or Domain.objects.filter(pk=domain.pk, lists__name=local_part).exists()
+        or Domain.objects.filter(pk=domain.pk, lists__name__in={local_part, base}).exists()
     )
 
 
@@ -103,6 +120,7 @@ def mailbox_create(
     local = normalize_local_part(local_part)
     if address_taken(domain, local):
         raise ValidationError(_("Name already used."), code="unique")
+    rename.check_home_free(domain, local)
     check_new_password(password)
     quota = resolve_quota(pack, quota_mb)
     revision = domain_changed(domain)
@@ -113,6 +131,7 @@ def mailbox_create(
                 local_part=local,
                 password_hash=hash_password(password),
                 real_name=real_name.strip(),
+                search_name=folded(f"{local} {real_name.strip()}"),
                 quota_mb=quota,
                 is_admin=is_admin,
                 revision=revision,
@@ -171,12 +190,14 @@ def _touch(obj: Any, revision: int, *fields: str) -> None:
     type(obj).objects.filter(pk=obj.pk).update(revision=revision, **{name: getattr(obj, name) for name in fields})
 
 
-def _set_fields(obj: Any, values: dict[str, Any]) -> list[str]:
-    """Set `values` on `obj`; the names of the fields whose value changed (none: a no-op call,
-    which returns before the revision, the push and the audit row)."""
-    changed = [name for name, value in values.items() if getattr(obj, name) != value]
-    for name in changed:
-        setattr(obj, name, values[name])
+def _set_fields(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set `values` on `obj`; what changed, `{"field": [before, after]}` (the audit row's
+    `changes`; its keys are the fields to write). Empty: a no-op call, which returns before the
+    revision, the push and the audit row. "before" is what `obj` held (the views load it afresh
+    for each request): no query."""
+    changed = {name: [getattr(obj, name), value] for name, value in values.items() if getattr(obj, name) != value}
+    for name, (_before, after) in changed.items():
+        setattr(obj, name, after)
     return changed
 
 
@@ -197,7 +218,7 @@ def mailbox_set_routing(
     if not changed:
         return
     _touch(mailbox, domain_changed(mailbox.domain), *changed)
-    audit.record(acting_user, Action.MAILBOX_SET_ROUTING, mailbox, routing=routing)
+    audit.record(acting_user, Action.MAILBOX_SET_ROUTING, mailbox, routing=routing, changes=changed)
 
 
 def _whole_days(value: Any) -> int:
@@ -227,7 +248,7 @@ def mailbox_set_vacation(
     if not changed:
         return
     _touch(mailbox, domain_changed(mailbox.domain), *changed)
-    audit.record(acting_user, Action.MAILBOX_SET_VACATION, mailbox, enabled=bool(enabled))
+    audit.record(acting_user, Action.MAILBOX_SET_VACATION, mailbox, enabled=bool(enabled), changes=changed)
 
 
 @transaction.atomic
@@ -235,14 +256,13 @@ def mailbox_set_access(
     *, mailbox: Mailbox, enabled: bool | None = None, allow_pop3: bool | None = None,
     allow_imap: bool | None = None, allow_smtp: bool | None = None, acting_user: Any,
 ) -> None:
-    changes = {"enabled": enabled, "allow_pop3": allow_pop3, "allow_imap": allow_imap, "allow_smtp": allow_smtp}
-    changes = {k: bool(v) for k, v in changes.items() if v is not None and bool(v) != getattr(mailbox, k)}
-    if not changes:
+    asked = {"enabled": enabled, "allow_pop3": allow_pop3, "allow_imap": allow_imap, "allow_smtp": allow_smtp}
+    changed = _set_fields(mailbox, {k: bool(v) for k, v in asked.items() if v is not None})
+    if not changed:
         return
-    for field_name, value in changes.items():
-        setattr(mailbox, field_name, value)
-    _touch(mailbox, domain_changed(mailbox.domain), *changes)
-    audit.record(acting_user, Action.MAILBOX_SET_ACCESS, mailbox, **changes)
+    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    audit.record(acting_user, Action.MAILBOX_SET_ACCESS, mailbox, changes=changed,
+                 **{name: after for name, (_before, after) in changed.items()})
 
 
 @transaction.atomic
@@ -250,38 +270,108 @@ def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Any)
     real_name = clean_text(real_name, max_length=200, single_line=True)
     if real_name == mailbox.real_name:
         return
+    changed = {"real_name": [mailbox.real_name, real_name]}
     mailbox.real_name = real_name
-    _touch(mailbox, domain_changed(mailbox.domain), "real_name")
-    audit.record(acting_user, Action.MAILBOX_SET_REAL_NAME, mailbox)
+    mailbox.search_name = mailbox.searched_as()
+    _touch(mailbox, domain_changed(mailbox.domain), "real_name", "search_name")
+    audit.record(acting_user, Action.MAILBOX_SET_REAL_NAME, mailbox, changes=changed)
 
 
 @transaction.atomic
 def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> None:
     """Make a mailbox an admin of its domain, or a plain account again (postmaster always is one)."""
-    if bool(is_admin) == mailbox.is_admin:
+    changed = _set_fields(mailbox, {"is_admin": bool(is_admin)})
+    if not changed:
         return
-    mailbox.is_admin = bool(is_admin)
-    _touch(mailbox, domain_changed(mailbox.domain), "is_admin")
-    audit.record(acting_user, Action.MAILBOX_SET_ADMIN, mailbox, is_admin=mailbox.is_admin)
+    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    audit.record(acting_user, Action.MAILBOX_SET_ADMIN, mailbox, is_admin=mailbox.is_admin, changes=changed)
 
 
 @transaction.atomic
 def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_user: Any) -> None:
     pack = lock_pack(mailbox.domain.pack_id)
     quota = resolve_quota(pack, quota_mb, replacing=mailbox)
-    if not _set_fields(mailbox, {"quota_mb": quota}):
+    changed = _set_fields(mailbox, {"quota_mb": quota})
+    if not changed:
         return
-    _touch(mailbox, domain_changed(mailbox.domain), "quota_mb")
-    audit.record(acting_user, Action.MAILBOX_SET_QUOTA, mailbox, quota_mb=quota)
+    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    audit.record(acting_user, Action.MAILBOX_SET_QUOTA, mailbox, quota_mb=quota, changes=changed)
+
+
+def _check_hostmaster(mailbox: Mailbox, confirmed: bool, message: str) -> None:
+    """A .fr domain's hostmaster goes (deleted or renamed) only when the caller confirms it."""
+    if mailbox.local_part == HOSTMASTER and hostmaster_required(mailbox.domain.name) and not confirmed:
+        raise ValidationError(message % {"domain": mailbox.domain.unicode_name}, code="hostmaster")
 
 
 @transaction.atomic
-def mailbox_delete(*, mailbox: Mailbox, redirect_to: str = "", acting_user: Any) -> None:
-    """Delete a mailbox (its maildir goes on the host); optionally keep its address as a forward."""
+def mailbox_rename(
+    *, mailbox: Mailbox, new_local_part: str, confirm_hostmaster: bool = False, acting_user: Any
+) -> Mailbox:
+    """Give a mailbox another name in its domain; its mail follows it: the host moves the old
+    home to the new name (`mailhost.apply`). The new name is checked as a new mailbox's (syntax,
+    free: mailbox, forward, robot, list, a list's sub-address); `postmaster` is neither the old
+    nor the new name; the redirects of the domain that reached the old address reach the new
+    one (`mail.rename.repoint`), a redirect of another domain is refused
+    (`routing_rules.check_rename`). The old name leaves a tombstone, and the mailbox keeps it
+    (`renamed_from`) until its host confirms the rename. Returns the renamed mailbox."""
+    domain = mailbox.domain
+    lock_pack(domain.pack_id)
+    current = Mailbox.objects.select_for_update().select_related("domain").get(pk=mailbox.pk)
+    old = current.local_part
+    if old == POSTMASTER:
+        raise ValidationError(_("The postmaster account cannot be renamed."), code="postmaster")
+    new = normalize_local_part(new_local_part)
+    if new == old:
+        return current
+    if new == POSTMASTER:
+        raise ValidationError(_("No account can be renamed postmaster: it is the domain's own account."),
+                              code="postmaster")
+    _check_hostmaster(current, confirm_hostmaster, _(
+        "hostmaster@%(domain)s is required on a .fr domain: the .fr registry checks hostmaster@ before "
+        "a DNS change. Confirm to rename it anyway."))
+    if current.renamed_revision:
+        raise ValidationError(_("The previous rename of this account is still being applied on the mail "
+                                "server. Try again in a moment."), code="renaming")
+    if DomainMove.objects.open().filter(domain=domain).exists():
+        raise ValidationError(_("This domain is moving to another mail host: rename its accounts once the "
+                                "move is done."), code="moving")
+    if address_taken(domain, new):
+        raise ValidationError(_("Name already used."), code="unique")
+    rename.check_rename_target(domain, new)
+    if current.routing == Routing.FORWARD:
+        routing_rules.check_redirect(domain=domain, local=new, destinations=current.forward_to)
+    routing_rules.check_rename(domain=domain, local=old)
+    revision = domain_changed(domain, removed=old)
+    fields = {"local_part": new, "renamed_from": old, "renamed_revision": revision, "revision": revision,
+              "search_name": folded(f"{new} {current.real_name}")}
+    try:
+        with transaction.atomic():
+            Mailbox.objects.filter(pk=current.pk).update(**fields)
+    except IntegrityError:
+        raise ValidationError(_("Name already used."), code="unique") from None
+    for target in (current, mailbox):
+        for name, value in fields.items():
+            setattr(target, name, value)
+    updated = rename.repoint(domain, old, new, revision)
+    audit.record(acting_user, Action.MAILBOX_RENAME, current, changes={"local_part": [old, new]},
+                 redirects_updated=updated)
+    return current
+
+
+@transaction.atomic
+def mailbox_delete(
+    *, mailbox: Mailbox, redirect_to: str = "", confirm_hostmaster: bool = False, acting_user: Any
+) -> None:
+    """Delete a mailbox (its maildir goes on the host); optionally keep its address as a forward.
+    A .fr domain's hostmaster goes only with `confirm_hostmaster`."""
     if mailbox.local_part == POSTMASTER:
         raise ValidationError(_("You cannot delete the postmaster account."), code="postmaster")
     if getattr(acting_user, "pk", None) == mailbox.pk and isinstance(acting_user, Mailbox):
         raise ValidationError(_("You cannot delete the account you are logged in with."), code="self")
+    _check_hostmaster(mailbox, confirm_hostmaster, _(
+        "hostmaster@%(domain)s is required on a .fr domain: the .fr registry checks hostmaster@ before "
+        "a DNS change. Confirm to delete it anyway."))
     domain, local = mailbox.domain, mailbox.local_part
     pack = lock_pack(domain.pack_id)
     if redirect_to:
@@ -314,10 +404,11 @@ def forward_create(*, domain: Domain, local_part: str, destinations: list[str], 
 @transaction.atomic
 def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Any) -> None:
     targets = _destinations(forward.domain, destinations, local=forward.local_part)
-    if not _set_fields(forward, {"destinations": targets}):
+    changed = _set_fields(forward, {"destinations": targets})
+    if not changed:
         return
-    _touch(forward, domain_changed(forward.domain), "destinations")
-    audit.record(acting_user, Action.FORWARD_CHANGE, forward)
+    _touch(forward, domain_changed(forward.domain), *changed)
+    audit.record(acting_user, Action.FORWARD_CHANGE, forward, changes=changed)
 
 
 def delete_address(row: Any, *, local: str, action: Action, acting_user: Any) -> None:
@@ -336,25 +427,61 @@ def forward_delete(*, forward: Forward, acting_user: Any) -> None:
     delete_address(forward, local=forward.local_part, action=Action.FORWARD_DELETE, acting_user=acting_user)
 
 
-@transaction.atomic
-def robot_create(
-    *, domain: Domain, local_part: str, subject: str, message: str, copy_to: str = "", acting_user: Any
-) -> Robot:
-    _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
-                              full=_("Maximum number of mail robots reached."))
+def _reply_hours(value: Any) -> int:
+    """A robot's reply period: a whole number of hours from ROBOT_REPLY_HOURS_MIN to _MAX."""
+    text = str(value).strip()
+    if (isinstance(value, bool) or not text.isascii() or not text.isdigit()
+            or not ROBOT_REPLY_HOURS_MIN <= int(text) <= ROBOT_REPLY_HOURS_MAX):
+        raise ValidationError(
+            _("Between %(min)d and %(max)d hours."), code="reply_hours",
+            params={"min": ROBOT_REPLY_HOURS_MIN, "max": ROBOT_REPLY_HOURS_MAX},
+        )
+    return int(text)
+
+
+def _robot_fields(
+    domain: Domain, local: str, *, subject: str, message: str, copy_to: str, reply_hours: Any
+) -> dict[str, Any]:
+    """The checked values of a robot at local@domain (create and update): subject on one line,
+    a message, the copy address (a redirect: `routing_rules`), the reply period."""
     subject = clean_text(subject, max_length=200, single_line=True)
     message = clean_text(message, max_length=4000)
     if not message:
         raise ValidationError(_("Enter the message the robot sends."), code="required")
-    copy_address = normalize_address(copy_to) if copy_to.strip() else ""
+    hours = _reply_hours(reply_hours)
+    copy_address = normalize_address(copy_to) if (copy_to or "").strip() else ""
     if copy_address:
         routing_rules.check_redirect(domain=domain, local=local, destinations=[copy_address])
-    robot = Robot.objects.create(
-        domain=domain, local_part=local, subject=subject, message=message, copy_to=copy_address,
-        revision=domain_changed(domain),
-    )
+    return {"subject": subject, "message": message, "copy_to": copy_address, "reply_hours": hours}
+
+
+@transaction.atomic
+def robot_create(
+    *, domain: Domain, local_part: str, subject: str, message: str, copy_to: str = "",
+    reply_hours: int | str = ROBOT_REPLY_HOURS_DEFAULT, acting_user: Any
+) -> Robot:
+    _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
+                              full=_("Maximum number of mail robots reached."))
+    rename.check_home_free(domain, local)
+    fields = _robot_fields(domain, local, subject=subject, message=message, copy_to=copy_to, reply_hours=reply_hours)
+    robot = Robot.objects.create(domain=domain, local_part=local, revision=domain_changed(domain), **fields)
     audit.record(acting_user, Action.ROBOT_CREATE, robot)
     return robot
+
+
+@transaction.atomic
+def robot_update(
+    *, robot: Robot, subject: str, message: str, copy_to: str, reply_hours: int | str, acting_user: Any
+) -> None:
+    """Change what a robot answers, where its copy goes and how often it answers one sender;
+    the audit row holds each changed field as [before, after]."""
+    fields = _robot_fields(robot.domain, robot.local_part, subject=subject, message=message, copy_to=copy_to,
+                           reply_hours=reply_hours)
+    changed = _set_fields(robot, fields)
+    if not changed:
+        return
+    _touch(robot, domain_changed(robot.domain), *changed)
+    audit.record(acting_user, Action.ROBOT_CHANGE, robot, changes=changed)
 
 
 @transaction.atomic

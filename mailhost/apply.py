@@ -6,6 +6,9 @@
   (Postfix, Dovecot) see the whole old or the whole new domain; a crash before the commit leaves
   the old state, after it the new one. Leftovers (old scripts, maildirs of removed mailboxes)
   are swept after the commit, by every apply, so an interrupted one is finished by the next.
+- A renamed mailbox takes its mail along: the commit that applies the rename records it (table
+  `renames`), then the old home is moved to the new name (merged into mail already there) before
+  any sweep, by this apply or, after a crash, by the next one (`_move_renamed`).
 - Paths are built from validated names and checked to stay under the mail root.
 """
 
@@ -55,6 +58,7 @@ class Outcome:
     applied: bool  # False: the document was not newer than what the host has
     reloaded: bool = False
     removed_homes: list[str] = field(default_factory=list)
+    moved_homes: list[str] = field(default_factory=list)  # "old → new" local parts whose home moved
 
 
 def home_of(cfg: HostConfig, domain: str, local: str) -> Path:
@@ -140,12 +144,197 @@ def _sweep_homes(cfg: HostConfig, domain: str, keep: set[str], only: set[str] | 
     removed: list[str] = []
     if not domain_dir.is_dir():
         return removed
-    candidates = (domain_dir / render.local_part(n) for n in sorted(only)) if only is not None else domain_dir.iterdir()
+    candidates = (
+        domain_dir / f"{prefix}{render.local_part(n)}" for n in sorted(only) for prefix in ("", RENAMING)
+    ) if only is not None else domain_dir.iterdir()
     for entry in candidates:
         if entry.name not in keep and entry.is_dir() and not entry.is_symlink():
             _remove_home(cfg, entry)
             removed.append(entry.name)
     return removed
+
+
+# --------------------------------------------------------------------------------------------------
+# A renamed mailbox's mail follows it
+# --------------------------------------------------------------------------------------------------
+
+# Where an old home waits while it moves: a leading dot, so never a mailbox's name (render.LOCAL_RE).
+RENAMING = ".renaming-"
+MAIL_FOLDERS = ("cur", "new")  # tmp holds deliveries in progress: Dovecot cleans it itself
+
+
+def _renames(db: Any, domain: str, document: dict[str, Any], old: Stored, homes: set[str],
+             removed: set[str] | None) -> list[tuple[str, str, int]]:
+    """The renames this document makes on this host, as rows of `renames` (new address, old
+    local part, moved): each mailbox whose `renamed_from` the host has not recorded yet (recorded:
+    applied here already, by an earlier or the same document). `moved` is 1 when the old name
+    holds no mailbox here (nothing to move: a host that never had it). `homes`: the addresses of
+    the document's mailboxes and robots; `removed`: a delta's removed names (None: a whole
+    document)."""
+    found: list[tuple[str, str, int]] = []
+    for m in document.get("mailboxes", []):
+        previous = m.get("renamed_from") or ""
+        if not previous:
+            continue
+        previous = render.local_part(previous)
+        email = f"{m['local_part']}@{domain}"
+        if previous == m["local_part"]:
+            raise RenderError(f"{email} is renamed from its own name")
+        recorded = db.execute("SELECT old FROM renames WHERE email = ? AND domain = ?", (email, domain)).fetchone()
+        if recorded and recorded[0] == previous:
+            continue
+        source = f"{previous}@{domain}"
+        kept = source in homes or (removed is not None and source in old.mailboxes and previous not in removed)
+        if kept:  # its home would be two mailboxes' (the panel never sends this)
+            raise RenderError(f"{email} is renamed from {previous}, which keeps its own home here")
+        found.append((email, previous, 0 if old.names.get(source) == "mailbox" else 1))
+    return found
+
+
+def _record_renames(db: Any, domain: str, document: dict[str, Any], new: Stored, renames: list[tuple[str, str, int]],
+                    removed: set[str] | None) -> None:
+    """In the apply's transaction: forget the renames of mailboxes that leave this host, and the
+    finished ones the panel no longer sends (confirmed there); record `renames`."""
+    stored = db.execute("SELECT email, old, moved FROM renames WHERE domain = ?", (domain,)).fetchall()
+    sent = {f"{m['local_part']}@{domain}": m.get("renamed_from") or "" for m in document.get("mailboxes", [])
+            } if stored else {}  # most domains have none: no pass over a big document's mailboxes
+    forget = []
+    for email, previous, moved in stored:
+        leaves = email not in new.mailboxes and (removed is None or email.rsplit("@", 1)[0] in removed)
+        if leaves or moved and email in sent and sent[email] != previous:
+            forget.append((email, domain))
+    db.executemany("DELETE FROM renames WHERE email = ? AND domain = ?", forget)
+    db.executemany("INSERT OR REPLACE INTO renames(email, domain, old, moved) VALUES (?,?,?,?)",
+                   [(email, domain, previous, moved) for email, previous, moved in renames])
+
+
+def _move_renamed(cfg: HostConfig, db: Any, domain: str) -> list[str]:
+    """Move the homes of the renames recorded and not moved yet (after the commit: Dovecot then
+    delivers to the new name's home, and the old name is refused), each marked done once moved.
+    Idempotent: a crash in the middle leaves files in the old home or the new, never nowhere, and
+    the next apply (or the redelivered document) goes on. Returns "old → new" for each."""
+    pending = db.execute("SELECT email, old FROM renames WHERE domain = ? AND moved = 0 ORDER BY email",
+                         (domain,)).fetchall()
+    done: list[str] = []
+    owner = _owner(cfg)
+    for email, previous in pending:
+        local = email.rsplit("@", 1)[0]
+        _move_home(cfg, domain, previous, local, owner)
+        db.execute("UPDATE renames SET moved = 1 WHERE email = ? AND domain = ?", (email, domain))
+        done.append(f"{previous} → {local}")
+    return done
+
+
+def _move_home(cfg: HostConfig, domain: str, old: str, new: str, owner: tuple[int, int] | None) -> None:
+    """Move the home of `old` (Maildir and the rest; not its panel Sieve scripts: the new name
+    has its own) to `new`: renamed whole when `new` has no home yet, else merged into it (mail
+    already delivered to the new name stays, nothing of it is overwritten). The old home first
+    goes aside (RENAMING + old) in one rename, so that what a delivery in flight may still
+    recreate under the old name is seen, and merged too."""
+    domain_dir = cfg.vmail_root / render.domain_name(domain)
+    if domain_dir.is_symlink():
+        raise RenderError(f"{domain_dir} is a symbolic link")
+    source, staged = domain_dir / render.local_part(old), domain_dir / f"{RENAMING}{old}"
+    target = domain_dir / render.local_part(new)
+    for path in (source, staged, target):
+        if path.is_symlink():
+            raise RenderError(f"{path} is a symbolic link")
+    for _round in range(3):
+        if source.is_dir():
+            if staged.is_dir():
+                _merge_home(source, staged, owner)
+                _remove_moved(source)
+            else:
+                os.rename(source, staged)
+        if not staged.is_dir():
+            return
+        panel_scripts = staged / SIEVE_DIR
+        if panel_scripts.is_dir() and not panel_scripts.is_symlink():
+            shutil.rmtree(panel_scripts)
+        if not target.exists():
+            os.rename(staged, target)
+        else:
+            _merge_home(staged, target, owner)
+            _remove_moved(staged)
+        if not source.exists():
+            return
+    raise RenderError(f"the home of {old}@{domain} keeps coming back: moved again by the next apply")
+
+
+def _merge_home(source: Path, target: Path, owner: tuple[int, int] | None) -> None:
+    """Move what `source` holds into the home `target`: the Maildir merged, any other entry moved
+    when `target` has none of that name (else `target`'s is kept). Symbolic links are left."""
+    for entry in sorted(source.iterdir()):
+        there = target / entry.name
+        if entry.is_symlink() or entry.name == SIEVE_DIR:
+            continue
+        if entry.name == "Maildir" and entry.is_dir() and there.is_dir() and not there.is_symlink():
+            _merge_maildir(entry, there, owner)
+        elif not there.exists() and not there.is_symlink():
+            os.rename(entry, there)
+
+
+def _merge_maildir(source: Path, target: Path, owner: tuple[int, int] | None) -> None:
+    """Move every message of the Maildir `source` into the Maildir `target`, folder by folder (a
+    folder `target` lacks goes whole, its indexes with it); a message whose file name `target`
+    already has gets a new name (hard link, then unlink: never an overwrite). Dovecot indexes the
+    new files at its next look; `source`'s own indexes are left behind."""
+    folders = [Path("")] + sorted(Path(e.name) for e in source.iterdir()
+                                  if e.name.startswith(".") and e.is_dir() and not e.is_symlink())
+    for folder in folders:
+        src, dst = source / folder, target / folder
+        if dst.is_symlink():
+            continue
+        if folder.name and not dst.exists():
+            os.rename(src, dst)
+            continue
+        for sub in MAIL_FOLDERS:
+            messages = src / sub
+            if messages.is_symlink() or not messages.is_dir():
+                continue
+            _real_dir(dst / sub, owner)
+            for message in messages.iterdir():
+                if not message.is_symlink() and message.is_file():
+                    _move_message(message, dst / sub)
+    subscriptions = source / "subscriptions"
+    if subscriptions.is_file() and not subscriptions.is_symlink():
+        there = target / "subscriptions"
+        if not there.exists() and not there.is_symlink():
+            os.rename(subscriptions, there)
+        elif there.is_file() and not there.is_symlink():
+            known = there.read_text(errors="replace").splitlines()
+            extra = [line for line in subscriptions.read_text(errors="replace").splitlines() if line not in known]
+            if extra:
+                with there.open("a") as handle:
+                    handle.write("".join(f"{line}\n" for line in extra))
+
+
+def _move_message(message: Path, folder: Path) -> None:
+    """Move one message file into `folder` without overwriting any (link, then unlink)."""
+    name = message.name
+    for _attempt in range(100):
+        there = folder / name
+        try:
+            os.link(message, there)
+        except FileExistsError:
+            if there.is_file() and not there.is_symlink() and os.path.samefile(message, there):
+                break  # linked by a run that died before the unlink
+            name = f"r{secrets.token_hex(4)}.{message.name}"  # the unique part comes first
+            continue
+        break
+    else:
+        raise RenderError(f"no free name for {message} in {folder}")
+    message.unlink()
+
+
+def _remove_moved(home: Path) -> None:
+    """Remove a home whose mail was moved away; refused while a message is left in it."""
+    maildir = home / "Maildir"
+    left = [p for p in maildir.rglob("*") if p.parent.name in MAIL_FOLDERS and p.is_file() and not p.is_symlink()] \
+        if maildir.is_dir() and not maildir.is_symlink() else []
+    if left:
+        raise RenderError(f"{len(left)} messages are still in {home}: not removed")
+    shutil.rmtree(home)
 
 
 def _reload_postfix(cfg: HostConfig) -> bool:
@@ -263,6 +452,7 @@ def _touched(document: dict[str, Any], domain: str, rows: render.DomainRows) -> 
     among them."""
     locals_ = {render.local_part(name) for name in document.get("removed", [])}
     locals_ |= {email.rsplit("@", 1)[0] for email in rows.names}
+    locals_ |= {render.local_part(m["renamed_from"]) for m in document.get("mailboxes", []) if m.get("renamed_from")}
     keys = {f"{local}@{domain}" for local in locals_}
     if "catchall" in document:
         keys.add(f"@{domain}")
@@ -308,6 +498,8 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
             _check_delta(document, current, old, rows)
         else:
             old = _read(db, domain)
+        removed = {render.local_part(name) for name in document.get("removed", [])} if delta else None
+        renames = _renames(db, domain, document, old, {m.email for m in rows.mailboxes}, removed) if rows else []
 
         # New rows; Sieve scripts are written before the commit, under names made from their
         # content, so the scripts the old rows point to stay in place until the commit.
@@ -338,6 +530,10 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
                 db.execute("ROLLBACK")
                 return Outcome(domain, revision, state, applied=False)
             _write(db, domain, old, new)
+            if rows is None:
+                db.execute("DELETE FROM renames WHERE domain = ?", (domain,))
+            else:
+                _record_renames(db, domain, document, new, renames, removed)
             db.execute(
                 "INSERT INTO domains(domain, active, revision) VALUES (?,?,?) "
                 "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
@@ -360,6 +556,7 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
                 for leftover in (Path(stored.sieve), Path(stored.sieve).with_suffix(".svbin")):
                     if not leftover.is_symlink():
                         leftover.unlink(missing_ok=True)
+        outcome.moved_homes = _move_renamed(cfg, db, domain)  # before the sweep: the old homes are not lost
         keep = {email.rsplit("@", 1)[0] for email in new.mailboxes}
         outcome.removed_homes = _sweep_homes(cfg, domain, keep, only=None if touched is None else touched - keep)
         _sync_lists(cfg, db, domain, document)
@@ -407,6 +604,7 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: d
     runs it again, and a same-revision document with other content can never remove anything.
     A delta finishes what it touched only (its names), as its apply did: no walk of the domain."""
     only = _named(document) if contract.is_delta(document) else None
+    outcome.moved_homes = _move_renamed(cfg, db, domain)  # a crash after the commit left them to move
     keep: set[str] = set()
     for email, sieve in db.execute("SELECT email, sieve FROM mailboxes WHERE domain = ?", (domain,)):
         local = email.rsplit("@", 1)[0]
@@ -421,6 +619,7 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: d
 def _named(delta: dict[str, Any]) -> set[str]:
     """The local parts a delta names: its removed names and its objects'."""
     names = [*delta.get("removed", []), *(ml["name"] for ml in delta.get("lists", []))]
+    names += [m["renamed_from"] for m in delta.get("mailboxes", []) if m.get("renamed_from")]
     names += [obj["local_part"] for kind in ("mailboxes", "robots", "forwards") for obj in delta.get(kind, [])]
     return {render.local_part(name) for name in names}
 

@@ -92,6 +92,10 @@ class Mailbox(TypedDict):
     forward_to: NotRequired[list[str]]
     keep_copy: NotRequired[bool]
     vacation: NotRequired[Vacation | None]
+    # The mailbox's previous local part, until its host confirms the rename ("" or absent: none).
+    # A host that has not applied the rename yet moves the old home (Maildir...) to the new name,
+    # merging it into mail already there; one that has (it keeps a record) does nothing.
+    renamed_from: NotRequired[str]
 
 
 class Forward(TypedDict):
@@ -104,6 +108,7 @@ class Robot(TypedDict):
     copy_to: NotRequired[str]
     subject: NotRequired[str]
     message: NotRequired[str]
+    reply_seconds: NotRequired[int]  # one reply per sender in this time (render's bounds; absent: its default)
 
 
 class CatchAll(TypedDict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: the table `names`
+SCHEMA_VERSION = 3  # 2: the table `names`; 3: the table `renames` (created by the agent's start)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS names (        -- what holds each address of a domain
     kind   TEXT NOT NULL                   -- mailbox, robot, forward, list
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS names_domain ON names(domain);
+CREATE TABLE IF NOT EXISTS renames (      -- mailboxes renamed here (mailhost.apply: the mail follows)
+    email  TEXT PRIMARY KEY,               -- the new address, local@domain
+    domain TEXT NOT NULL,
+    old    TEXT NOT NULL,                  -- the previous local part
+    moved  INTEGER NOT NULL DEFAULT 0      -- 0: the old home is still to move to the new name
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS renames_domain ON renames(domain);
 CREATE TABLE IF NOT EXISTS list_members (  -- mailing-list membership last applied (mailhost.lists)
     domain  TEXT NOT NULL,
     list    TEXT NOT NULL,

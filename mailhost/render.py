@@ -28,6 +28,11 @@ CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 DISCARD_ADDRESS = "discard@discard.invalid"
 DISCARD_DOMAIN = "discard.invalid"
 ROBOT_REPLY_SECONDS = 2000  # QmailAdmin's robots: at most 5 replies per sender per 10,000 s
+# A robot's `reply_seconds` (absent: ROBOT_REPLY_SECONDS): at least a minute (a robot never answers
+# every message), at most Pigeonhole's default sieve_vacation_max_period (90 days), which it would
+# silently shorten the period to.
+ROBOT_REPLY_SECONDS_MIN = 60
+ROBOT_REPLY_SECONDS_MAX = 90 * 86400
 MAX_TEXT = 8000
 MAX_QUOTA_BYTES = 2**63 - 1  # SQLite's integer and Dovecot's quota limit are signed 64-bit
 
@@ -132,14 +137,24 @@ def mailbox_sieve(mailbox: contract.Mailbox, own: str) -> str | None:
     return head + "\n".join(lines) + "\n"
 
 
+def reply_seconds(value: Any) -> int:
+    """A robot's reply period: an int (not a bool) from ROBOT_REPLY_SECONDS_MIN to _MAX."""
+    if type(value) is not int or not ROBOT_REPLY_SECONDS_MIN <= value <= ROBOT_REPLY_SECONDS_MAX:
+        raise RenderError(f"robot reply period out of range: {value!r} (from {ROBOT_REPLY_SECONDS_MIN} "
+                          f"to {ROBOT_REPLY_SECONDS_MAX} seconds)")
+    return value
+
+
 def robot_sieve(robot: contract.Robot, own: str) -> str:
-    """A robot: a copy goes on, the sender gets the fixed reply, nothing is stored."""
+    """A robot: a copy goes on, the sender gets the fixed reply (once in `reply_seconds`), nothing
+    is stored."""
+    seconds = reply_seconds(robot.get("reply_seconds", ROBOT_REPLY_SECONDS))
     lines = ['require ["vacation", "vacation-seconds"];']
     if robot.get("copy_to"):
         lines.append(f"redirect {sieve_string(address(robot['copy_to']))};")
     subject = sieve_string(text(robot.get("subject") or "", single_line=True))
     lines.append(
-        f"vacation :seconds {ROBOT_REPLY_SECONDS} :subject {subject} :addresses [{sieve_string(own)}] "
+        f"vacation :seconds {seconds} :subject {subject} :addresses [{sieve_string(own)}] "
         f"{sieve_string(robot.get('message') or '')};"
     )
     lines.append("discard;")

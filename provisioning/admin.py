@@ -10,6 +10,8 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from hosting import audit
@@ -20,10 +22,9 @@ from hosting.models import Domain, Pack
 from hosting.roles import Role, role_of
 from hosting.services import pack_create, pack_update
 from hosting.validators import normalize_domain
-from mail.models import POSTMASTER
-from mail.services import mailbox_create
+from mail.accounts import domain_create_with_accounts
 from mail.validators import check_new_password
-from provisioning.domains import domain_create, domain_delete, pack_move
+from provisioning.domains import domain_delete, pack_move
 from provisioning.models import DomainMove, sync_state_label
 from provisioning.services import retry
 
@@ -75,7 +76,8 @@ class DomainForm(ServiceForm):
     postmaster_password = forms.CharField(
         label=_("Password of postmaster"), strip=False,  # check_new_password refuses end spaces
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("The domain is created with its postmaster account, the domain's admin."),
+        help_text=_("The domain is created with its postmaster account, the domain's admin (and, for a .fr "
+                    "domain, its hostmaster account, with the same password)."),
     )
 
     class Meta:
@@ -122,6 +124,13 @@ class DomainAdmin(TenantAdmin):
     def mail_host_state(self, obj: Domain) -> str:
         return sync_state_label(getattr(obj, "sync", None), obj.revision)
 
+    @admin.display(description=_("e-mail of the domain"))
+    def panel_screens(self, obj: Domain) -> str:
+        """The domain's main menu, where support and resellers act on the domain as its admin would
+        (each act audited under their own name)."""
+        return format_html('<a href="{}">{}</a>', reverse("mail:domain", args=[obj.pk]),
+                           _("Open the main menu of %(name)s") % {"name": obj.unicode_name})
+
     @admin.display(description=_("move to another mail host"))
     def last_move(self, obj: Domain) -> str:
         moves = list(obj.moves.all())  # prefetched, newest first
@@ -150,12 +159,12 @@ class DomainAdmin(TenantAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["name", "pack", "revision", "mail_host_state", "last_move"] if obj is not None else []
+        return ["name", "pack", "revision", "mail_host_state", "last_move", "panel_screens"] if obj is not None else []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ["pack", "name", "postmaster_password"]
-        return ["name", "pack", "revision", "mail_host_state", "last_move"]
+        return ["name", "panel_screens", "pack", "revision", "mail_host_state", "last_move"]
 
     service_deletes = True
 
@@ -172,14 +181,10 @@ class DomainAdmin(TenantAdmin):
             domain_delete(domain=domain, acting_user=request.user)
 
     def create_object(self, request: HttpRequest, form: Any) -> Domain:
-        """The domain and its postmaster, both or neither (a full pack or pool refuses either)."""
+        """The domain and its required accounts, all or none (a full pack or pool refuses them)."""
         data = form.cleaned_data
-        domain = domain_create(pack=data["pack"], name=data["name"], acting_user=request.user)
-        mailbox_create(
-            domain=domain, local_part=POSTMASTER, real_name="Postmaster",
-            password=data["postmaster_password"], is_admin=True, acting_user=request.user,
-        )
-        return domain
+        return domain_create_with_accounts(pack=data["pack"], name=data["name"],
+                                           password=data["postmaster_password"], acting_user=request.user)
 
     def change_object(self, request: HttpRequest, obj: Domain, form: Any) -> None:
         """Nothing of a domain is edited here (its name and pack are read-only)."""

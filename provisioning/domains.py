@@ -2,7 +2,8 @@
 host that keeps it, moved with its pack to another host. Each is one transaction.
 
 Above hosting (the tenant tree, its limits) and provisioning's records; below mail, which
-creates a new domain's postmaster after `domain_create`.
+creates a new domain with its required accounts (`mail.accounts.domain_create_with_accounts`:
+postmaster, and hostmaster on a .fr domain) around `domain_create`.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def pack_move(*, pack: Pack, mail_host: MailHost, acting_user: Any) -> None:
         raise ValidationError(_("This mail host does not accept new packs."), code="host")
     if DomainMove.objects.open().filter(domain__pack=locked).exists():
         raise ValidationError(_("A move of this pack is still in progress."), code="moving")
+    # A rename the old host has not applied: its mail is still under the old name there, and the
+    # copy asks for the new one (mail is above this floor: read through `Domain.mailboxes`).
+    if Domain.objects.filter(pack=locked, mailboxes__renamed_revision__gt=0).exists():
+        raise ValidationError(_("A POP account of this pack was renamed a moment ago and its mail host has not "
+                                "applied it yet. Try again in a moment."), code="renaming")
     old = locked.mail_host
     Pack.objects.filter(pk=locked.pk).update(mail_host=mail_host)
     for domain in Domain.objects.filter(pack=locked):

@@ -182,6 +182,9 @@ def record_report(*, host: str, domain: str, revision: int, state: str, error: s
     ):
         # The host has every removal up to `revision`: a later delta starts above it.
         RemovedName.objects.filter(domain__name=domain, revision__lte=revision).delete()
+        # ... and every rename up to it: its mail has followed, the previous names are free again.
+        Mailbox.objects.filter(domain__name=domain, renamed_revision__gt=0, renamed_revision__lte=revision).update(
+            renamed_from="", renamed_revision=0)
     for move_id in DomainMove.objects.filter(
         domain__name=domain, to_host__name=host, state=MoveState.WAITING, revision__lte=revision
     ).values_list("pk", flat=True):

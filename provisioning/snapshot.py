@@ -25,6 +25,7 @@ from mailhost.memory import cycle_collector_paused
 from provisioning.models import RemovedName
 
 MB = 1024 * 1024
+HOUR = 3600  # seconds
 
 
 def absent(name: str, revision: int) -> contract.AbsentDocument:
@@ -73,7 +74,7 @@ class _Objects(TypedDict):
 MAILBOX_FIELDS = (
     "local_part", "password_hash", "quota_mb", "enabled", "allow_pop3", "allow_imap", "allow_smtp", "routing",
     "forward_to_json", "keep_copy", "vacation_enabled", "vacation_subject", "vacation_message", "vacation_days",
-    "vacation_start", "vacation_end",
+    "vacation_start", "vacation_end", "renamed_from",
 )
 
 
@@ -85,14 +86,15 @@ def _objects(domain: Domain, since: int | None) -> _Objects:
     forwards = Forward.objects.filter(domain=domain, **changed).order_by("local_part").annotate(
         destinations_json=Cast("destinations", TextField())).values_list("local_part", "destinations_json", named=True)
     robots = Robot.objects.filter(domain=domain, **changed).order_by("local_part").values_list(
-        "local_part", "copy_to", "subject", "message", named=True)
+        "local_part", "copy_to", "subject", "message", "reply_hours", named=True)
     lists = MailingList.objects.filter(domain=domain, **changed).prefetch_related("members").order_by("name")
     catchall = CatchAll.objects.filter(domain=domain).first()
     return {
         "mailboxes": [_mailbox(m) for m in mailboxes],
         "forwards": [{"local_part": f.local_part, "destinations": _json_list(f.destinations_json)} for f in forwards],
         "robots": [
-            {"local_part": r.local_part, "copy_to": r.copy_to, "subject": r.subject, "message": r.message}
+            {"local_part": r.local_part, "copy_to": r.copy_to, "subject": r.subject, "message": r.message,
+             "reply_seconds": r.reply_hours * HOUR}
             for r in robots
         ],
         "catchall": {
@@ -130,6 +132,7 @@ def _mailbox(m: Any) -> contract.Mailbox:  # a row of MAILBOX_FIELDS
         "forward_to": _json_list(m.forward_to_json),
         "keep_copy": m.keep_copy,
         "vacation": vacation,
+        "renamed_from": m.renamed_from,  # "" but while the host has not confirmed a rename
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import factory
 
 from hosting.models import Customer, Domain, MailHost, Pack, Plan, Reseller, User
-from mail.models import Mailbox
+from mail.models import Mailbox, folded
 from mailhost.passwords import hash_password
 
 # Hashing with the real scheme is slow on purpose; tests share one hash of this password.
@@ -78,6 +78,7 @@ class MailboxFactory(factory.django.DjangoModelFactory):
     local_part = factory.Sequence(lambda n: f"user{n}")
     password_hash = MAILBOX_PASSWORD_HASH
     real_name = factory.LazyAttribute(lambda o: o.local_part.title())
+    search_name = factory.LazyAttribute(lambda o: folded(f"{o.local_part} {o.real_name}"))
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -20,6 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from hosting import audit
+from mail.models import Forward, Robot
 from tests.conftest import ROLES, Cast, client_for
 
 OPERATOR, SUPPORT = "operator", "support"
@@ -33,6 +34,19 @@ EVERYONE = set(ROLES)
 # Seats outside tenant A: nothing of A may ever appear in what they are shown.
 OUTSIDERS_OF_A = {RB, CB, DB}
 MARK_A = "alpha-"
+
+
+MANAGERS_OF_A = {OPERATOR, SUPPORT, RA, CA, DA}
+
+
+def forward_of_a(cast: Cast) -> Forward:
+    return Forward.objects.get_or_create(domain=cast.a.domain, local_part="alpha-fw",
+                                         defaults={"destinations": ["someone@elsewhere.test"]})[0]
+
+
+def robot_of_a(cast: Cast) -> Robot:
+    return Robot.objects.get_or_create(domain=cast.a.domain, local_part="alpha-robot",
+                                       defaults={"subject": "Re", "message": "Bien reçu"})[0]
 
 
 @dataclass
@@ -49,6 +63,29 @@ PANEL: dict[str, Spec] = {
     "hosting:client": Spec(ok=USERS),
     "hosting:pack": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
     "mail:domain": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "hosting:domain_audit": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    # A domain's screens: its admin, its customer, their reseller, support, operators.
+    **{name: Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}) for name in (
+        "mail:mailboxes", "mail:mailbox_create", "mail:catchall", "mail:forwards", "mail:forward_create",
+        "mail:robots", "mail:robot_create")},
+    # The client area's acts on a pack's mail: the people who see the pack, never a mailbox.
+    "mail:domain_add": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
+    "mail:postmaster_reset": Spec(ok={OPERATOR, SUPPORT, RA, CA}, method="post",
+                                  kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "mail:quick": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}, data={"name": "postmaster"},
+                       ok_status=302),
+    "mail:mailbox_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),
+    "mail:mailbox_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),
+    # A rename of the name it already has: nothing to do, back to the account's page.
+    "mail:mailbox_rename": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {
+        "pk": c.a.domain.pk, "obj": c.mailbox_user.pk}, data={"new_local_part": "alphauser"}),
+    "mail:forward_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": forward_of_a(c).pk}),
+    "mail:forward_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": forward_of_a(c).pk}),
+    # Removing the one destination is refused with a message: back to the forward's page.
+    "mail:forward_remove_destination": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {
+        "pk": c.a.domain.pk, "obj": forward_of_a(c).pk}, data={"destination": "someone@elsewhere.test"}),
+    "mail:robot_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
+    "mail:robot_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
     "mail:me": Spec(ok=MAILBOXES),
     # An empty form: a logged-in mailbox gets its errors back (400), nobody else gets the form.
     "mail:me_password": Spec(ok=MAILBOXES, method="post", ok_status=400),

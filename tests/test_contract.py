@@ -236,7 +236,7 @@ def test_the_panels_documents_have_the_contracts_shape(cast: Cast) -> None:
 def test_the_check_is_exact() -> None:
     """The shape is checked both ways: a missing key, an unknown key, a type that only looks right."""
     complete = a_document(forwards=[], robots=[], lists=[], catchall={"mode": "bounce", "target": ""})
-    complete["mailboxes"][0].update(routing="standard", forward_to=[], keep_copy=False, vacation=None)
+    complete["mailboxes"][0].update(routing="standard", forward_to=[], keep_copy=False, vacation=None, renamed_from="")
     contract.check_document(complete, complete=True)
     with pytest.raises(contract.DocumentError, match=r"^the document: missing catchall$"):
         contract.check_document({k: v for k, v in complete.items() if k != "catchall"}, complete=True)

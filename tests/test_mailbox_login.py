@@ -401,7 +401,8 @@ def test_weak_new_password_is_refused_and_the_hash_kept(cast, weak):
 
 def change_own_password(client: Client):
     return client.post(
-        reverse("mail:me_password"), {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+        reverse("mail:me_password"), {"current_password": MAILBOX_PASSWORD, "new_password1": NEW_PASSWORD,
+                                      "new_password2": NEW_PASSWORD}
     )
 
 

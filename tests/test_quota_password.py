@@ -391,7 +391,8 @@ def test_own_page_refuses_a_bad_new_password_with_its_message(cast, password, co
     login_mailbox(client, cast.mailbox_user)
     before = stored_hash(cast.mailbox_user)
 
-    response = client.post(reverse("mail:me_password"), {"new_password1": password, "new_password2": password})
+    response = client.post(reverse("mail:me_password"), {"current_password": MAILBOX_PASSWORD,
+                                                          "new_password1": password, "new_password2": password})
 
     assert response.status_code == 400
     assert response.context["form"].errors == {"new_password1": [message]}
@@ -445,7 +446,8 @@ def test_a_passphrase_set_on_the_own_page_logs_in_exactly_as_typed(cast):
     client = english()
     login_mailbox(client, mailbox)
 
-    response = client.post(reverse("mail:me_password"), {"new_password1": PASSPHRASE, "new_password2": PASSPHRASE})
+    response = client.post(reverse("mail:me_password"), {"current_password": MAILBOX_PASSWORD,
+                                                          "new_password1": PASSPHRASE, "new_password2": PASSPHRASE})
 
     assert response.status_code == 302
     assert verify_password(PASSPHRASE, stored_hash(mailbox))

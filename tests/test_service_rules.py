@@ -264,7 +264,8 @@ def test_mailbox_set_quota_stamps_the_new_revision(cast, a):
 
     stored = Mailbox.objects.get(pk=cast.mailbox_user.pk)
     assert (stored.quota_mb, stored.revision) == (900, revision(a.domain))
-    assert event.detail == {"quota_mb": 900}
+    # before: the value of the object the caller passed (this one was loaded before the update above)
+    assert event.detail == {"quota_mb": 900, "changes": {"quota_mb": [0, 900]}}
 
 
 # --- mailbox_set_routing and forward destinations ---------------------------------------------
@@ -346,7 +347,8 @@ def test_forward_destinations_are_normalised_and_deduplicated(cast, a):
     stored = Mailbox.objects.get(pk=cast.mailbox_user.pk)
     assert stored.forward_to == ["postmaster@alpha-domain.test", "x@remote.test", "sales@remote.test", *destinations]
     assert (stored.routing, stored.keep_copy, stored.revision) == (Routing.FORWARD, True, revision(a.domain))
-    assert event.detail == {"routing": "forward"}
+    assert event.detail == {"routing": "forward", "changes": {
+        "routing": ["standard", "forward"], "forward_to": [[], stored.forward_to], "keep_copy": [False, True]}}
 
 
 @pytest.mark.parametrize("routing", [Routing.STANDARD, Routing.DELETE])
@@ -489,7 +491,9 @@ def test_vacation_is_stored_with_its_dates_and_days(cast, a, days):
     assert (stored.vacation_enabled, stored.vacation_subject, stored.vacation_message) == (True, "Away", "Back soon.")
     assert (stored.vacation_start, stored.vacation_end, stored.vacation_days) == (DAY, DAY, days)
     assert stored.revision == revision(a.domain)
-    assert event.detail == {"enabled": True}
+    assert event.detail["enabled"] is True
+    assert {name: event.detail["changes"][name] for name in ("vacation_enabled", "vacation_start")} == {
+        "vacation_enabled": [False, True], "vacation_start": [None, DAY.isoformat()]}
 
 
 def test_a_disabled_vacation_needs_no_message(cast, a):
@@ -498,7 +502,8 @@ def test_a_disabled_vacation_needs_no_message(cast, a):
                                 lambda: set_vacation(cast, enabled=False, message="", subject=""))
 
     assert Mailbox.objects.get(pk=cast.mailbox_user.pk).vacation_enabled is False
-    assert event.detail == {"enabled": False}
+    assert event.detail["enabled"] is False
+    assert event.detail["changes"]["vacation_enabled"] == [True, False]
 
 
 def test_a_vacation_with_only_a_start_or_an_end_is_kept(cast):
@@ -518,7 +523,7 @@ def test_mailbox_set_access_changes_only_what_is_given(cast, a):
     stored = Mailbox.objects.get(pk=cast.mailbox_user.pk)
     assert (stored.enabled, stored.allow_pop3, stored.allow_imap, stored.allow_smtp) == (True, True, False, True)
     assert stored.revision == revision(a.domain)
-    assert event.detail == {"allow_imap": False}
+    assert event.detail == {"allow_imap": False, "changes": {"allow_imap": [True, False]}}
 
 
 def test_mailbox_set_access_disables_and_enables_again(cast, a):

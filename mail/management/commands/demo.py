@@ -12,9 +12,9 @@ from django.db import transaction
 from hosting.models import Customer, Domain, MailHost, Pack, Plan, Reseller, User
 from hosting.roles import SUPPORT_GROUP
 from hosting.services import customer_create, pack_create
+from mail.accounts import domain_create_with_accounts
 from mail.models import POSTMASTER, Mailbox
 from mail.services import mailbox_create, mailbox_set_password
-from provisioning.domains import domain_create
 
 DEMO_DOMAIN = "example.test"
 
@@ -43,17 +43,15 @@ class Command(BaseCommand):
             defaults=dict(max_domains=1, max_mailboxes=5, max_forwards=10, max_robots=5, max_lists=10,
                           default_quota_mb=1024, total_quota_mb=0),
         )
+        logins: list[tuple[str, str, str]] = []
+        postmaster_password = new_password()
         domain = Domain.objects.filter(name=DEMO_DOMAIN).first()
         if domain is None:
             pack = Pack.objects.filter(customer=customer, plan=plan).first() or pack_create(
                 customer=customer, plan=plan, mail_host=host, label="Pack Mail", acting_user=None
             )
-            domain = domain_create(pack=pack, name=DEMO_DOMAIN, acting_user=None)
-
-        logins: list[tuple[str, str, str]] = []
-        postmaster_password = new_password()
-        postmaster = Mailbox.objects.filter(domain=domain, local_part=POSTMASTER).first()
-        if postmaster is None:
+            domain_create_with_accounts(pack=pack, name=DEMO_DOMAIN, password=postmaster_password, acting_user=None)
+        elif (postmaster := Mailbox.objects.filter(domain=domain, local_part=POSTMASTER).first()) is None:
             mailbox_create(domain=domain, local_part=POSTMASTER, password=postmaster_password,
                            real_name="Postmaster", is_admin=True, acting_user=None)
         else:

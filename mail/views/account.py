@@ -1,4 +1,4 @@
-"""The QmailAdmin-style login, a domain's main menu and a mailbox's own pages."""
+"""The QmailAdmin-style login, the standalone password page and a mailbox user's own pages."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from hosting.access import get_domain_for_user, get_pack_for_user, seat_of
-from hosting.roles import Role, role_of
-from hosting.usage import pack_features
 from hosting.views import home_of_mailbox
 from mail.auth import TooManyAttempts, authenticate_mailbox, login_mailbox, logout_mailbox
-from mail.forms import MailboxLoginForm, NewPasswordForm, StandalonePasswordForm
-from mail.services import mailbox_set_password
+from mail.forms import MailboxLoginForm, OwnPasswordForm, StandalonePasswordForm
+from mail.screen_forms import OwnAccountForm
+from mail.services import mailbox_set_password, mailbox_set_real_name
+from mail.views.domain import apply_changes
+from mail.views.mailboxes import routing_calls
+from mailhost.passwords import verify_password
 from provisioning.models import sync_state
 
 
@@ -60,20 +61,55 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("mail:login")
 
 
-def _me_context(mailbox: Any, form: Any) -> dict[str, Any]:
+def _me_context(mailbox: Any, form: Any, account_form: Any = None) -> dict[str, Any]:
     state, error = sync_state(getattr(mailbox.domain, "sync", None), mailbox.revision)
-    return {"mailbox": mailbox, "form": form, "state": state, "error": error}
+    return {"mailbox": mailbox, "form": form, "state": state, "error": error,
+            "account_form": account_form or OwnAccountForm(initial=_own_initial(mailbox))}
 
 
+def _own_initial(mailbox: Any) -> dict[str, Any]:
+    return {
+        "real_name": mailbox.real_name, "routing": mailbox.routing, "forward_to": "\n".join(mailbox.forward_to),
+        "keep_copy": mailbox.keep_copy, "vacation_enabled": mailbox.vacation_enabled,
+        "vacation_subject": mailbox.vacation_subject, "vacation_message": mailbox.vacation_message,
+        "vacation_start": mailbox.vacation_start, "vacation_end": mailbox.vacation_end,
+    }
+
+
+@require_http_methods(["GET", "POST"])
 @mailbox_required
 def me(request: HttpRequest) -> HttpResponse:
-    return render(request, "mail/me.html", _me_context(request.mailbox, NewPasswordForm()))
+    """A mailbox user's own account: real name, password (the current one asked), routing and
+    vacation; the quota used, read only. Nothing else of the domain."""
+    mailbox = request.mailbox
+    if request.method != "POST":
+        return render(request, "mail/me.html", _me_context(mailbox, OwnPasswordForm()))
+    form = OwnAccountForm(request.POST, initial=_own_initial(mailbox))
+    if form.is_valid():
+        data = form.cleaned_data
+        calls = [("real_name", lambda: mailbox_set_real_name(
+            mailbox=mailbox, real_name=data["real_name"], acting_user=mailbox)),
+            *routing_calls(mailbox, data, mailbox)]
+        if data["password1"]:
+            if not verify_password(data["current_password"], mailbox.password_hash):
+                form.add_error("current_password", _("Your current password is not this one."))
+            calls.append(("password1", lambda: mailbox_set_password(
+                mailbox=mailbox, password=data["password1"], acting_user=mailbox)))
+        if not form.errors and apply_changes(form, calls):
+            if data["password1"]:
+                login_mailbox(request, mailbox)  # keep this session, end the others
+            messages.success(request, _("Your account was modified."))
+            return redirect("mail:me")
+        mailbox.refresh_from_db()
+    return render(request, "mail/me.html", _me_context(mailbox, OwnPasswordForm(), form), status=400)
 
 
 @require_POST
 @mailbox_required
 def me_password(request: HttpRequest) -> HttpResponse:
-    form = NewPasswordForm(request.POST)
+    form = OwnPasswordForm(request.POST)
+    if form.is_valid() and not verify_password(form.cleaned_data["current_password"], request.mailbox.password_hash):
+        form.add_error("current_password", _("Your current password is not this one."))
     if form.is_valid():
         try:
             mailbox_set_password(
@@ -114,17 +150,3 @@ def change_password(request: HttpRequest) -> HttpResponse:
                     return redirect("mail:login")
     status = 200 if not form.errors else 400
     return render(request, "mail/change_password.html", {"form": form}, status=status)
-
-
-def domain_menu(request: HttpRequest, pk: int) -> HttpResponse:
-    """The domain's main menu (QmailAdmin's "Menu principal")."""
-    seat = seat_of(request)
-    if role_of(seat) == Role.ANONYMOUS:
-        return redirect("mail:login")
-    domain = get_domain_for_user(seat, pk)
-    pack = get_pack_for_user(seat, domain.pack_id)
-    features = [f for f in pack_features(pack) if f.shown]
-    state, error = sync_state(getattr(domain, "sync", None), domain.revision)
-    return render(request, "mail/domain_menu.html", {
-        "domain": domain, "pack": pack, "features": features, "state": state, "error": error,
-    })

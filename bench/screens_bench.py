@@ -1,0 +1,190 @@
+"""Benchmark of a domain's screens (a script with figures, not a timed test).
+
+For domains of 1,000, 10,000 and 100,000 mailboxes (and a fifth as many forwards), made in bulk:
+the SQL queries and the server time (Django's test client, the whole request: middleware, session,
+view, template) of the POP accounts' list (a page of 50), its search, the forwards' list and the
+"new POP account" page; then the creation of an account through that page, minus the time its
+password's hashing takes (argon2, measured alone on the same machine).
+
+    .venv/bin/python bench/screens_bench.py [--runs 30] [--sizes 1000,10000,100000] [--write BENCHMARKS.md]
+
+It uses its own database (BENCH_DATABASE_URL, default a SQLite file under var/); no broker is
+needed (the pushes the creations queue are dropped: PUSH is not what is measured here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+
+import django  # noqa: E402
+import django.core.signals  # noqa: E402
+import django.db  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from django.urls import reverse  # noqa: E402
+
+from hosting.models import Domain, MailHost, Plan, User  # noqa: E402
+from hosting.services import customer_create, pack_create  # noqa: E402
+from mail.auth import SESSION_HASH, SESSION_ID, session_hash  # noqa: E402
+from mail.models import Forward, Mailbox, folded  # noqa: E402
+from mailhost.passwords import hash_password  # noqa: E402
+from provisioning import revisions  # noqa: E402
+from provisioning.domains import domain_create  # noqa: E402
+
+PASSWORD = "Bench-Password-2026!"  # noqa: S105 - throw-away accounts of the benchmark
+revisions.enqueue_push = lambda domain_id, countdown=None: None  # no broker: nothing is sent
+# One connection for the whole run (as a worker process keeps its own): the queries of a request
+# are counted on it, and no connect time is measured.
+django.core.signals.request_finished.disconnect(django.db.close_old_connections)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+@transaction.atomic
+def fill(domain: Domain, size: int) -> Mailbox:
+    """`size` mailboxes (one shared hash: hashing is not what is measured) and size/5 forwards."""
+    shared = hash_password(PASSWORD)
+    Mailbox.objects.bulk_create([
+        Mailbox(domain=domain, local_part=f"u{i:06d}", real_name=f"Utilisateur Numéro {i}", password_hash=shared,
+                search_name=folded(f"u{i:06d} Utilisateur Numéro {i}"), quota_mb=100)
+        for i in range(size - 1)], batch_size=5000)
+    Forward.objects.bulk_create([
+        Forward(domain=domain, local_part=f"f{i:06d}", destinations=[f"u{i:06d}@{domain.name}", "x@remote.test"])
+        for i in range(size // 5)], batch_size=5000)
+    return Mailbox.objects.create(domain=domain, local_part="postmaster", password_hash=shared, is_admin=True)
+
+
+def admin_client(postmaster: Mailbox) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="fr")
+    session = client.session
+    session[SESSION_ID], session[SESSION_HASH] = postmaster.pk, session_hash(postmaster)
+    session.save()
+    return client
+
+
+def measure(client: Client, url: str, runs: int, data: dict | None = None) -> dict[str, float]:
+    client.get(url, data)  # warm: templates compiled, connection open
+    statements: list[str] = []
+
+    def count(execute, sql, params, many, context):  # noqa: ANN001, ANN202 - Django's wrapper protocol
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        response = client.get(url, data)
+    assert response.status_code == 200, (url, response.status_code)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        client.get(url, data)
+        times.append(time.perf_counter() - start)
+    return {"queries": len(statements), "p50": statistics.median(times), "p95": pct(times, 95)}
+
+
+def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
+    hashing = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        hash_password(PASSWORD)
+        hashing.append(time.perf_counter() - start)
+    times = []
+    for i in range(runs):
+        start = time.perf_counter()
+        response = client.post(url, {"local_part": f"new{secrets.token_hex(4)}{i}", "password1": PASSWORD,
+                                     "password2": PASSWORD, "real_name": "Compte test"})
+        times.append(time.perf_counter() - start)
+        assert response.status_code == 302, response.content[:2000]
+    return {"p50": statistics.median(times), "hash": statistics.median(hashing),
+            "net": statistics.median(times) - statistics.median(hashing)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--write", help="append the figures to this Markdown file")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+
+    call_command("migrate", verbosity=0)
+    host, _ = MailHost.objects.get_or_create(name="screens-bench")
+    operator = User.objects.filter(email="bench@panel.test").first() or User.objects.create_superuser(
+        email="bench@panel.test", password=None)
+    plan, _ = Plan.objects.get_or_create(name="Screens bench", reseller=None, defaults=dict(
+        max_domains=-1, max_mailboxes=-1, max_forwards=-1, max_robots=-1, max_lists=-1))
+    figures: dict[int, dict[str, dict[str, float]]] = {}
+    made: list[Domain] = []
+    try:
+        for size in sizes:
+            customer = customer_create(reseller=None, name=f"Screens {size}", acting_user=operator)
+            pack = pack_create(customer=customer, plan=plan, mail_host=host, acting_user=operator)
+            domain = domain_create(pack=pack, name=f"screens{size}-{os.getpid()}.test", acting_user=operator)
+            made.append(domain)
+            postmaster = fill(domain, size)
+            client = admin_client(postmaster)
+            pk = domain.pk
+            static = {**settings.STORAGES, "staticfiles": {  # no collectstatic needed: plain URLs
+                "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+            with override_settings(ALLOWED_HOSTS=["testserver"], STORAGES=static):
+                figures[size] = {
+                    "list": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs),
+                    "list_page_9": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"page": 9}),
+                    "search": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"q": "numero 42"}),
+                    "forwards": measure(client, reverse("mail:forwards", args=[pk]), args.runs),
+                    "create_page": measure(client, reverse("mail:mailbox_create", args=[pk]), args.runs),
+                    "create": measure_create(client, reverse("mail:mailbox_create", args=[pk]), max(5, args.runs // 3)),
+                }
+    finally:
+        for domain in made:
+            Domain.objects.filter(pk=domain.pk).delete()
+
+    database = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite"
+    ms = 1000
+    lines = [f"## Screens benchmark — {time.strftime('%Y-%m-%d')} ({database}, {os.cpu_count()} cores)", "",
+             "| page (domain admin, French) | " + " | ".join(f"{n:,} mailboxes" for n in sizes)
+             + f" | ratio {sizes[-1]:,} / {sizes[0]:,} | target |",
+             "|---|" + "---|" * len(sizes) + "---|---|"]
+    labels = {"list": "POP accounts, page 1 (50 rows)", "list_page_9": "POP accounts, page 9",
+              "search": "POP accounts, search \"numero 42\"", "forwards": "forwards, page 1 (25 rows)",
+              "create_page": "\"new POP account\" page"}
+    for key, label in labels.items():
+        cells = [f"{figures[n][key]['p50'] * ms:.1f} ms ({figures[n][key]['queries']} q)" for n in sizes]
+        ratio = figures[sizes[-1]][key]["p50"] / figures[sizes[0]][key]["p50"]
+        lines.append(f"| {label}: p50 (SQL queries) | " + " | ".join(cells) + f" | {ratio:.2f} | ≤ 8 q, ≤ 1.5 |")
+    cells = [f"{figures[n]['create']['net'] * ms:.1f} ms" for n in sizes]
+    lines.append("| creating an account through the page, minus hashing: p50 | " + " | ".join(cells)
+                 + " | — | ≤ 10 ms |")
+    lines.append("| (the page's whole POST; hashing alone) | " + " | ".join(
+        f"{figures[n]['create']['p50'] * ms:.0f} ms; {figures[n]['create']['hash'] * ms:.0f} ms" for n in sizes)
+        + " | — | — |")
+    lines.append("")
+    print("\n".join(lines))
+    if args.write:
+        with open(args.write, "a", encoding="utf-8") as handle:
+            handle.write("\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""A domain's mail robots (standalone autoresponders): the list, add, modify, delete."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+from django_tables2 import RequestConfig
+
+from mail import services
+from mail.access import get_robot_in
+from mail.models import Robot
+from mail.screen_forms import DestinationForm, RobotForm
+from mail.tables import RobotTable
+from mail.views.domain import DomainContext, apply_changes, domain_screen
+from provisioning.models import sync_state
+
+
+@domain_screen
+def robot_list(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
+    rows = Robot.objects.visible_to(ctx.seat).filter(domain=ctx.domain).order_by("local_part")
+    table = RobotTable(rows, domain_pk=ctx.domain.pk)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    return render(request, "mail/robot_list.html", ctx.page(table=table, feature=ctx.feature("robots")))
+
+
+@require_http_methods(["GET", "POST"])
+@domain_screen
+def robot_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
+    form = RobotForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if apply_changes(form, [("local_part", lambda: services.robot_create(
+            domain=ctx.domain, local_part=data["local_part"], subject=data["subject"], message=data["message"],
+            copy_to=data["copy_to"], reply_hours=data["reply_hours"], acting_user=ctx.seat,
+        ))]):
+            messages.success(request, _("The mail robot %(name)s@%(domain)s was created.") % {
+                "name": data["local_part"].strip().lower(), "domain": ctx.domain.unicode_name})
+            return redirect("mail:robots", pk=ctx.domain.pk)
+    return render(request, "mail/robot_form.html", ctx.page(form=form, feature=ctx.feature("robots"), robot=None),
+                  status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@domain_screen
+def robot_modify(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResponse:
+    robot = get_robot_in(ctx.seat, ctx.domain, obj)
+    initial = {"copy_to": robot.copy_to, "subject": robot.subject, "message": robot.message,
+               "reply_hours": robot.reply_hours}
+    form = RobotForm(request.POST if request.method == "POST" else None, initial=initial, renaming=False)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if apply_changes(form, [(None, lambda: services.robot_update(
+            robot=robot, subject=data["subject"], message=data["message"], copy_to=data["copy_to"],
+            reply_hours=data["reply_hours"], acting_user=ctx.seat,
+        ))]):
+            messages.success(request, _("%(address)s was modified.") % {"address": str(robot)})
+            return redirect("mail:robot_modify", pk=ctx.domain.pk, obj=robot.pk)
+        robot.refresh_from_db()
+    state, error = sync_state(getattr(ctx.domain, "sync", None), robot.revision)
+    return render(request, "mail/robot_form.html", ctx.page(form=form, robot=robot, state=state, error=error),
+                  status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@domain_screen
+def robot_delete(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResponse:
+    robot = get_robot_in(ctx.seat, ctx.domain, obj)
+    form = DestinationForm()  # carries the service's refusal, if any
+    if request.method == "POST":
+        address = str(robot)
+        if apply_changes(form, [(None, lambda: services.robot_delete(robot=robot, acting_user=ctx.seat))]):
+            messages.success(request, _("The mail robot %(address)s was deleted.") % {"address": address})
+            return redirect("mail:robots", pk=ctx.domain.pk)
+    return render(request, "mail/confirm_delete.html", ctx.page(
+        form=form, object_label=str(robot), back="mail:robots",
+        question=_("Delete the mail robot %(address)s?") % {"address": str(robot)},
+    ), status=400 if form.errors else 200)
