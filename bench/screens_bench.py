@@ -44,6 +44,7 @@ from django.urls import reverse  # noqa: E402
 
 from hosting.models import Domain, MailHost, Plan, User  # noqa: E402
 from hosting.services import customer_create, pack_create  # noqa: E402
+from mail import services  # noqa: E402
 from mail.auth import SESSION_HASH, SESSION_ID, session_hash  # noqa: E402
 from mail.models import Forward, Mailbox, folded  # noqa: E402
 from mailhost.passwords import hash_password  # noqa: E402
@@ -76,6 +77,15 @@ def fill(domain: Domain, size: int) -> Mailbox:
     return Mailbox.objects.create(domain=domain, local_part="postmaster", password_hash=shared, is_admin=True)
 
 
+def settle() -> None:
+    """What autovacuum does to freshly written tables before long (PostgreSQL): statistics, and the
+    visibility map that lets a count read the index alone. A bulk-filled table lacks both."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in ("mail_mailbox", "mail_forward", "hosting_domain", "hosting_auditevent"):
+                cursor.execute(f"VACUUM ANALYZE {table}")  # noqa: S608 - fixed table names
+
+
 def admin_client(postmaster: Mailbox) -> Client:
     client = Client(HTTP_ACCEPT_LANGUAGE="fr")
     session = client.session
@@ -104,20 +114,34 @@ def measure(client: Client, url: str, runs: int, data: dict | None = None) -> di
 
 
 def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
-    hashing = []
-    for _ in range(runs):
+    """The page's POST that creates an account, and the time its own hashing took in it (the
+    service's `hash_password`, timed where it is called), subtracted request by request."""
+    hashing: list[float] = []
+
+    def timed_hash(password: str) -> str:
         start = time.perf_counter()
-        hash_password(PASSWORD)
-        hashing.append(time.perf_counter() - start)
-    times = []
-    for i in range(runs):
-        start = time.perf_counter()
-        response = client.post(url, {"local_part": f"new{secrets.token_hex(4)}{i}", "password1": PASSWORD,
-                                     "password2": PASSWORD, "real_name": "Compte test"})
-        times.append(time.perf_counter() - start)
-        assert response.status_code == 302, response.content[:2000]
-    return {"p50": statistics.median(times), "hash": statistics.median(hashing),
-            "net": statistics.median(times) - statistics.median(hashing)}
+        try:
+            return hash_password(password)
+        finally:
+            hashing.append(time.perf_counter() - start)
+
+    services.hash_password = timed_hash
+    times, nets = [], []
+    try:
+        for i in range(runs):
+            hashing.clear()
+            start = time.perf_counter()
+            response = client.post(url, {"local_part": f"new{secrets.token_hex(4)}{i}", "password1": PASSWORD,
+                                         "password2": PASSWORD, "real_name": "Compte test"})
+            elapsed = time.perf_counter() - start
+            assert response.status_code == 302, response.content[:2000]
+            assert len(hashing) == 1, hashing  # hashed once, by the service
+            times.append(elapsed)
+            nets.append(elapsed - hashing[0])
+    finally:
+        services.hash_password = hash_password
+    return {"p50": statistics.median(times), "hash": statistics.median(times) - statistics.median(nets),
+            "net": statistics.median(nets)}
 
 
 def main() -> None:
@@ -143,6 +167,7 @@ def main() -> None:
             domain = domain_create(pack=pack, name=f"screens{size}-{os.getpid()}.test", acting_user=operator)
             made.append(domain)
             postmaster = fill(domain, size)
+            settle()
             client = admin_client(postmaster)
             pk = domain.pk
             static = {**settings.STORAGES, "staticfiles": {  # no collectstatic needed: plain URLs
@@ -151,7 +176,7 @@ def main() -> None:
                 figures[size] = {
                     "list": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs),
                     "list_page_9": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"page": 9}),
-                    "search": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"q": "numero 42"}),
+                    "search": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"q": "U000042"}),
                     "forwards": measure(client, reverse("mail:forwards", args=[pk]), args.runs),
                     "create_page": measure(client, reverse("mail:mailbox_create", args=[pk]), args.runs),
                     "create": measure_create(client, reverse("mail:mailbox_create", args=[pk]), max(5, args.runs // 3)),
@@ -167,7 +192,8 @@ def main() -> None:
              + f" | ratio {sizes[-1]:,} / {sizes[0]:,} | target |",
              "|---|" + "---|" * len(sizes) + "---|---|"]
     labels = {"list": "POP accounts, page 1 (50 rows)", "list_page_9": "POP accounts, page 9",
-              "search": "POP accounts, search \"numero 42\"", "forwards": "forwards, page 1 (25 rows)",
+              "search": "POP accounts, search \"U000042\" (one account at every size)",
+              "forwards": "forwards, page 1 (25 rows)",
               "create_page": "\"new POP account\" page"}
     for key, label in labels.items():
         cells = [f"{figures[n][key]['p50'] * ms:.1f} ms ({figures[n][key]['queries']} q)" for n in sizes]

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from hosting.models import AuditEvent, Plan
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
-from mail.services import forward_create, robot_create
+from mail.services import catchall_set, forward_create, robot_create
 from mailhost.passwords import verify_password
 from tests.conftest import Cast, client_for, login_mailbox
 from tests.factories import MAILBOX_PASSWORD, MailboxFactory
@@ -426,3 +426,21 @@ def test_the_own_password_card_asks_for_the_current_password(cast: Cast) -> None
             "current_password": current, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
         assert response.status_code == 400 and 'id="id_current_password_error"' in text(response)
     assert Mailbox.objects.get(pk=cast.mailbox_user.pk).password_hash == before
+
+
+def test_a_refused_delete_says_why_and_keeps_the_robot(cast: Cast) -> None:
+    """The domain's catch-all sends unknown names on, and a forward goes to the robot: once the
+    robot is gone, its mail would go through the catch-all (a chain). The page says so."""
+    robot = robot_create(domain=cast.a.domain, local_part="robot", subject="Reçu", message="Merci",
+                         acting_user=cast.operator)
+    forward_create(domain=cast.a.domain, local_part="accueil", destinations=["robot@alpha-domain.test"],
+                   acting_user=cast.operator)
+    catchall_set(domain=cast.a.domain, mode=CatchAllMode.REMOTE, target="tout@ailleurs.test",
+                 acting_user=cast.operator)
+    client = client_for(cast, "domain_admin_a")
+    page = text(client.get(url("mail:robot_delete", cast, robot.pk)))
+    assert "Delete the mail robot robot@alpha-domain.test?" in page
+    response = client.post(url("mail:robot_delete", cast, robot.pk))
+    assert response.status_code == 400 and "cannot be deleted" in text(response)
+    assert Robot.objects.filter(pk=robot.pk).exists()
+

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cached_property, wraps
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -32,11 +33,15 @@ from provisioning.models import sync_state
 
 @dataclass
 class DomainContext:
-    """What every screen of a domain gets: who is asking, the domain, its pack (with its usage)."""
+    """What every screen of a domain gets: who is asking, the domain, and its pack with its usage
+    (read when a page shows it: a form's successful POST does not)."""
 
     seat: Any
     domain: Domain
-    pack: Pack
+
+    @cached_property
+    def pack(self) -> Pack:
+        return get_pack_for_user(self.seat, self.domain.pack_id)
 
     def feature(self, key: str) -> Feature:
         return next(f for f in pack_features(self.pack) if f.key == key)
@@ -56,9 +61,7 @@ def domain_screen(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         seat = seat_of(request)
         if role_of(seat) == Role.ANONYMOUS:
             return redirect(f"{reverse('mail:login')}?next={request.path}")
-        domain = get_domain_for_user(seat, pk)
-        pack = get_pack_for_user(seat, domain.pack_id)
-        return view(request, DomainContext(seat, domain, pack), *args, **kwargs)
+        return view(request, DomainContext(seat, get_domain_for_user(seat, pk)), *args, **kwargs)
 
     return wrapper
 
@@ -76,6 +79,8 @@ def apply_changes(form: Any, calls: list[tuple[Field, Callable[[], Any]]]) -> bo
                 try:
                     call()
                 except ValidationError as error:
+                    if not hasattr(form, "cleaned_data"):  # a form without fields, never validated
+                        form.cleaned_data = {}
                     if isinstance(field, dict):
                         field = field.get(getattr(error, "code", None) or "", field.get(""))
                     form.add_error(field, error)
@@ -83,6 +88,18 @@ def apply_changes(form: Any, calls: list[tuple[Field, Callable[[], Any]]]) -> bo
     except ValidationError:
         return False
     return True
+
+
+def confirm_delete(request: HttpRequest, ctx: DomainContext, obj: Any, *, delete: Callable[[], Any], back: str,
+                   question: str, done: str) -> HttpResponse:
+    """The "Confirmer la suppression" page of a forward or a robot: GET asks `question`, POST runs
+    `delete` (the service) and goes `back` with `done`, or shows the service's refusal."""
+    form = forms.Form()  # carries the service's refusal, if any
+    if request.method == "POST" and apply_changes(form, [(None, delete)]):
+        messages.success(request, done)
+        return redirect(back, pk=ctx.domain.pk)
+    return render(request, "mail/confirm_delete.html", ctx.page(
+        form=form, object_label=str(obj), back=back, question=question), status=400 if form.errors else 200)
 
 
 @domain_screen

@@ -15,7 +15,7 @@ from mail.access import get_forward_in
 from mail.models import Forward, Mailbox
 from mail.screen_forms import DestinationForm, ForwardCreateForm
 from mail.tables import ForwardTable
-from mail.views.domain import DomainContext, apply_changes, domain_screen
+from mail.views.domain import DomainContext, apply_changes, confirm_delete, domain_screen
 from mail.views.mailboxes import INDEX
 from provisioning.models import sync_state
 
@@ -102,13 +102,8 @@ def forward_remove_destination(request: HttpRequest, ctx: DomainContext, obj: in
 @domain_screen
 def forward_delete(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResponse:
     forward = get_forward_in(ctx.seat, ctx.domain, obj)
-    form = DestinationForm()  # carries the service's refusal, if any
-    if request.method == "POST":
-        address = str(forward)
-        if apply_changes(form, [(None, lambda: services.forward_delete(forward=forward, acting_user=ctx.seat))]):
-            messages.success(request, _("The forward %(address)s was deleted.") % {"address": address})
-            return redirect("mail:forwards", pk=ctx.domain.pk)
-    return render(request, "mail/confirm_delete.html", ctx.page(
-        form=form, object_label=str(forward), back="mail:forwards",
-        question=_("Delete the forward %(address)s?") % {"address": str(forward)},
-    ), status=400 if form.errors else 200)
+    address = {"address": str(forward)}
+    return confirm_delete(
+        request, ctx, forward, delete=lambda: services.forward_delete(forward=forward, acting_user=ctx.seat),
+        back="mail:forwards", question=_("Delete the forward %(address)s?") % address,
+        done=_("The forward %(address)s was deleted.") % address)

@@ -55,8 +55,7 @@ def mailbox_list(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @domain_screen
 def mailbox_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
-    feature = ctx.feature("mailboxes")
-    default = ctx.pack.plan.default_quota_mb
+    default = ctx.domain.pack.plan.default_quota_mb
     form = MailboxCreateForm(request.POST if request.method == "POST" else None,
                              default_quota=_("%(quota)d MB") % {"quota": default} if default else _("unlimited"))
     if request.method == "POST" and form.is_valid():
@@ -69,7 +68,8 @@ def mailbox_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
                 "address": f"{data['local_part'].strip().lower()}@{ctx.domain.unicode_name}"})
             return redirect("mail:mailboxes", pk=ctx.domain.pk)
     status = 400 if form.errors else 200
-    return render(request, "mail/mailbox_create.html", ctx.page(form=form, feature=feature), status=status)
+    return render(request, "mail/mailbox_create.html", ctx.page(form=form, feature=ctx.feature("mailboxes")),
+                  status=status)
 
 
 def _modify_initial(mailbox: Mailbox) -> dict[str, object]:

@@ -12,9 +12,9 @@ from django_tables2 import RequestConfig
 from mail import services
 from mail.access import get_robot_in
 from mail.models import Robot
-from mail.screen_forms import DestinationForm, RobotForm
+from mail.screen_forms import RobotForm
 from mail.tables import RobotTable
-from mail.views.domain import DomainContext, apply_changes, domain_screen
+from mail.views.domain import DomainContext, apply_changes, confirm_delete, domain_screen
 from provisioning.models import sync_state
 
 
@@ -68,13 +68,8 @@ def robot_modify(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResp
 @domain_screen
 def robot_delete(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResponse:
     robot = get_robot_in(ctx.seat, ctx.domain, obj)
-    form = DestinationForm()  # carries the service's refusal, if any
-    if request.method == "POST":
-        address = str(robot)
-        if apply_changes(form, [(None, lambda: services.robot_delete(robot=robot, acting_user=ctx.seat))]):
-            messages.success(request, _("The mail robot %(address)s was deleted.") % {"address": address})
-            return redirect("mail:robots", pk=ctx.domain.pk)
-    return render(request, "mail/confirm_delete.html", ctx.page(
-        form=form, object_label=str(robot), back="mail:robots",
-        question=_("Delete the mail robot %(address)s?") % {"address": str(robot)},
-    ), status=400 if form.errors else 200)
+    address = {"address": str(robot)}
+    return confirm_delete(
+        request, ctx, robot, delete=lambda: services.robot_delete(robot=robot, acting_user=ctx.seat),
+        back="mail:robots", question=_("Delete the mail robot %(address)s?") % address,
+        done=_("The mail robot %(address)s was deleted.") % address)

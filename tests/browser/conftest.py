@@ -34,6 +34,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 DEFAULT_VIEWPORT = {"width": 1280, "height": 800}
 
+# CSP reports as DOM events, for the tests that count them. Runs before the page's own scripts
+# (Playwright injects it outside the page's CSP).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(
+    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:

@@ -8,19 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import RECORD_VIOLATIONS, save_screenshot
 from tests.factories import MAILBOX_PASSWORD, USER_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# Runs before the page's own scripts (Playwright injects it outside the page's CSP).
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(
-    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
-});
-"""
 
 
 class Watched:

@@ -12,7 +12,7 @@ import pytest
 
 from hosting.models import Domain
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import RECORD_VIOLATIONS, save_screenshot
 from tests.factories import MAILBOX_PASSWORD, USER_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,15 +28,6 @@ ROBOT_MESSAGE = (
 )
 VACATION_SUBJECT = "Absent jusqu'au 15 août"
 VACATION_MESSAGE = "Je suis en congés. Vos e-mails sont transmis à un collègue."
-
-# Runs before the page's own scripts (Playwright injects it outside the page's CSP).
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(
-    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
-});
-"""
 
 
 class Person:
