@@ -28,20 +28,16 @@ def pending_renames(domain: Domain) -> QuerySet[Mailbox]:
 
 
 def check_home_free(domain: Domain, local: str) -> None:
-    """Refuse to give `local` a home (a mailbox, a robot) while it is the previous name of a
-    renamed mailbox whose mail the host may still be moving."""
+    """Refuse to give `local` a home (a mailbox, a robot, a rename's new name) while the host may
+    still hold another's mail there: the previous name of a renamed mailbox whose mail it may still
+    be moving, or a name whose deletion it has not confirmed (the deleted mailbox's Maildir is still
+    in place: the new account would see its mail)."""
     if pending_renames(domain).filter(renamed_from=local).exists():
         raise ValidationError(
             _("%(name)s was renamed a moment ago: its mail is still moving to the new name on the mail "
               "server. Try again in a moment.") % {"name": local},
             code="renaming",
         )
-
-
-def check_rename_target(domain: Domain, local: str) -> None:
-    """The new name of a rename: besides `check_home_free`, not a name whose deletion the host has
-    not confirmed (its old home is still there: the mail would be merged with it)."""
-    check_home_free(domain, local)
     if RemovedName.objects.filter(domain=domain, name=local).exists():
         raise ValidationError(
             _("%(name)s was deleted a moment ago and the mail server has not removed it yet. Try again "

@@ -338,7 +338,7 @@ def mailbox_rename(
                                 "move is done."), code="moving")
     if address_taken(domain, new):
         raise ValidationError(_("Name already used."), code="unique")
-    rename.check_rename_target(domain, new)
+    rename.check_home_free(domain, new)
     if current.routing == Routing.FORWARD:
         routing_rules.check_redirect(domain=domain, local=new, destinations=current.forward_to)
     routing_rules.check_rename(domain=domain, local=old)

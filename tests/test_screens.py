@@ -13,10 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from hosting.models import AuditEvent, Plan
+from hosting.models import AuditEvent, Domain, Plan
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
 from mail.services import catchall_set, forward_create, robot_create
 from mailhost.passwords import verify_password
+from provisioning import services as provisioning_services
+from provisioning.models import DomainSync
 from tests.conftest import Cast, client_for, login_mailbox
 from tests.factories import MAILBOX_PASSWORD, MailboxFactory
 
@@ -444,3 +446,37 @@ def test_a_refused_delete_says_why_and_keeps_the_robot(cast: Cast) -> None:
     assert response.status_code == 400 and "cannot be deleted" in text(response)
     assert Robot.objects.filter(pk=robot.pk).exists()
 
+
+
+def test_deleting_hostmaster_of_a_fr_domain_asks_for_a_confirmation(cast: Cast) -> None:
+    Domain.objects.filter(pk=cast.a.domain.pk).update(name="alpha-domain.fr")
+    hostmaster = MailboxFactory(domain=cast.a.domain, local_part="hostmaster")
+    client = client_for(cast, "domain_admin_a", "fr")
+    delete = url("mail:mailbox_delete", cast, hostmaster.pk)
+    page = text(client.get(delete))
+    assert "obligatoire pour les .fr" in page and 'name="confirm_hostmaster"' in page
+    refused = client.post(delete, {})
+    assert refused.status_code == 400 and Mailbox.objects.filter(pk=hostmaster.pk).exists()
+    assert client.post(delete, {"confirm_hostmaster": "on"}).status_code == 302
+    assert not Mailbox.objects.filter(pk=hostmaster.pk).exists()
+    # Elsewhere hostmaster is an account like another: no confirmation asked.
+    other = MailboxFactory(domain=cast.b.domain, local_part="hostmaster")
+    client_b = client_for(cast, "domain_admin_b")
+    assert 'name="confirm_hostmaster"' not in text(client_b.get(reverse("mail:mailbox_delete",
+                                                                        args=[cast.b.domain.pk, other.pk])))
+
+
+def test_a_name_deleted_a_moment_ago_gets_no_new_account_until_the_host_removed_the_old_one(cast: Cast) -> None:
+    """Its Maildir is still on the host until the host confirms the deletion: a new account there
+    would read the deleted one's mail."""
+    client = client_for(cast, "domain_admin_a")
+    assert client.post(url("mail:mailbox_delete", cast, cast.mailbox_user.pk), {}).status_code == 302
+    data = {"local_part": "alphauser", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    refused = client.post(url("mail:mailbox_create", cast), data)
+    assert refused.status_code == 400 and "was deleted a moment ago" in text(refused)
+    assert not Mailbox.objects.filter(domain=cast.a.domain, local_part="alphauser").exists()
+    domain = Domain.objects.get(pk=cast.a.domain.pk)
+    DomainSync.objects.update_or_create(domain=domain, defaults={"host": cast.host})  # as the push leaves it
+    provisioning_services.record_report(host=cast.host.name, domain=domain.name, revision=domain.revision,
+                                        state="present")
+    assert client.post(url("mail:mailbox_create", cast), data).status_code == 302
