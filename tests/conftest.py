@@ -22,6 +22,9 @@ from hosting.models import Customer, Domain, MailHost, Pack, Plan, Reseller, Use
 from hosting.roles import SUPPORT_GROUP
 from mail.auth import SESSION_HASH, SESSION_ID, session_hash
 from mail.models import Mailbox
+from mailhost import contract
+from provisioning import revisions
+from provisioning import services as provisioning_services
 from tests.factories import (
     CustomerFactory,
     DomainFactory,
@@ -152,3 +155,15 @@ def client_for(cast: Cast, role: str, language: str = "en") -> Client:
 @pytest.fixture
 def client_as(cast: Cast):
     return lambda role: client_for(cast, role)
+
+
+@pytest.fixture
+def outbox(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> list[contract.Document]:
+    """The documents the panel sends (pushes run by hand, in the test's transaction: see
+    tests/test_delta.py's `push`). Domain A has had one change, as every real domain has (its
+    postmaster's creation). tests/test_provisioning.py and test_pack_move.py have their own."""
+    sent: list[contract.Document] = []
+    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id, countdown=None: None)
+    monkeypatch.setattr(provisioning_services, "send", lambda host, document: sent.append(document))
+    revisions.domain_changed(cast.a.domain)
+    return sent

@@ -34,7 +34,7 @@ from mail import services as mail
 from mail.models import CatchAllMode, Forward, Mailbox, Robot, Routing
 from mailhost import agent, contract, maps
 from mailhost.apply import HostConfig, apply
-from provisioning import revisions, services, snapshot, tasks
+from provisioning import services, snapshot, tasks
 from provisioning.models import DomainSync, RemovedName
 from tests.conftest import Cast
 from tests.factories import MailboxFactory, MailHostFactory
@@ -42,17 +42,6 @@ from tests.factories import MailboxFactory, MailHostFactory
 pytestmark = pytest.mark.django_db
 PASSWORD = "Delta-Test-Password-2026"  # noqa: S105 - a test mailbox's
 TABLES = ("mailboxes", "aliases", "transports", "names")
-
-
-@pytest.fixture
-def outbox(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> list[contract.Document]:
-    """The documents the panel sends (pushes are run by hand, in the test's transaction). Domain
-    A has had one change, as every real domain has (its postmaster's creation)."""
-    sent: list[contract.Document] = []
-    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id, countdown=None: None)
-    monkeypatch.setattr(services, "send", lambda host, document: sent.append(document))
-    revisions.domain_changed(cast.a.domain)
-    return sent
 
 
 def unlimited(cast: Cast) -> None:

@@ -31,13 +31,13 @@ from mailhost import apply as agent_apply
 from mailhost import contract
 from mailhost.apply import SIEVE_DIR, HostConfig, apply
 from mailhost.render import RenderError
-from provisioning import revisions, services, snapshot
+from provisioning import services, snapshot
 from provisioning.domains import pack_move
 from provisioning.models import DomainMove, RemovedName
 from tests.conftest import Cast, client_for
 from tests.factories import MAILBOX_PASSWORD, DomainFactory, MailboxFactory, MailHostFactory, PlanFactory
 from tests.test_delta import host, push, state, unlimited
-from tests.test_service_rules import MODELS
+from tests.test_service_rules import MODELS, revision
 
 PASSWORD = "Rename-Test-Password-2026"  # noqa: S105 - a test mailbox's
 HASH = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA"
@@ -71,10 +71,6 @@ def refused(code: str, call: Callable[[], Any]) -> ValidationError:
     return excinfo.value
 
 
-def revision(domain: Domain) -> int:
-    return Domain.objects.values_list("revision", flat=True).get(pk=domain.pk)
-
-
 def rename(cast: Cast, new: str = "alphanew", mailbox: Mailbox | None = None, **options: Any) -> Mailbox:
     return mail.mailbox_rename(mailbox=mailbox or cast.mailbox_user, new_local_part=new, acting_user=cast.operator,
                                **options)
@@ -82,17 +78,6 @@ def rename(cast: Cast, new: str = "alphanew", mailbox: Mailbox | None = None, **
 
 def fresh(mailbox: Mailbox) -> Mailbox:
     return Mailbox.objects.select_related("domain").get(pk=mailbox.pk)
-
-
-@pytest.fixture
-def outbox(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> list[contract.Document]:
-    """The documents the panel sends, pushes run by hand (tests/test_delta.py's `outbox`); domain
-    A has had one change, as every real domain has (its postmaster's creation)."""
-    sent: list[contract.Document] = []
-    monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id, countdown=None: None)
-    monkeypatch.setattr(services, "send", lambda host, document: sent.append(document))
-    revisions.domain_changed(cast.a.domain)
-    return sent
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,35 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import RECORD_VIOLATIONS, save_screenshot
+from tests.browser.conftest import Watched, save_screenshot
 from tests.factories import MAILBOX_PASSWORD, USER_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-class Watched:
-    """A page whose CSP reports are collected, on the console and as DOM events."""
-
-    def __init__(self, page: Any, base_url: str) -> None:
-        assert base_url.startswith("http://127.0.0.1:"), "the browser may only talk to 127.0.0.1"
-        self.page, self.base_url = page, base_url
-        self.console: list[str] = []
-        page.on("console", lambda message: self.console.append(message.text))
-        page.add_init_script(RECORD_VIOLATIONS)
-        self.visited: list[str] = []
-
-    def open(self, path: str) -> Any:
-        response = self.page.goto(f"{self.base_url}{path}")
-        assert response is not None and response.ok, f"{path}: {response and response.status}"
-        assert "script-src 'self';" in response.headers.get("content-security-policy", "") + ";"
-        self.visited.append(path)
-        self.check(path)
-        return response
-
-    def check(self, where: str) -> None:
-        events = self.page.evaluate("window.__cspViolations || []")
-        reports = [text for text in self.console if "Content Security Policy" in text]
-        assert events == [] and reports == [], f"{where}: {events} {reports}"
 
 
 def log_in(watched: Watched, email: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from hosting.models import Domain
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
-from tests.browser.conftest import RECORD_VIOLATIONS, save_screenshot
+from tests.browser.conftest import Watched, save_screenshot
 from tests.factories import MAILBOX_PASSWORD, USER_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,31 +30,14 @@ VACATION_SUBJECT = "Absent jusqu'au 15 août"
 VACATION_MESSAGE = "Je suis en congés. Vos e-mails sont transmis à un collègue."
 
 
-class Person:
+class Person(Watched):
     """A browser page used by one person, every page checked for CSP reports after each step."""
-
-    def __init__(self, page: Any, base_url: str) -> None:
-        assert base_url.startswith("http://127.0.0.1:"), "the browser may only talk to 127.0.0.1"
-        self.page, self.base_url = page, base_url
-        self.console: list[str] = []
-        page.on("console", lambda message: self.console.append(message.text))
-        page.add_init_script(RECORD_VIOLATIONS)
-
-    def open(self, path: str) -> None:
-        response = self.page.goto(f"{self.base_url}{path}")
-        assert response is not None and response.ok, f"{path}: {response and response.status}"
-        self.check(path)
 
     def click(self, locator: Any) -> None:
         """Click a link or a submit button and wait for the page it leads to."""
         with self.page.expect_navigation():
             locator.click()
         self.check(self.page.url)
-
-    def check(self, where: str) -> None:
-        events = self.page.evaluate("window.__cspViolations || []")
-        reports = [text for text in self.console if "Content Security Policy" in text]
-        assert events == [] and reports == [], f"{where}: {events} {reports}"
 
     # What a person reads.
     def h1(self) -> str:
