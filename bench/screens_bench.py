@@ -20,6 +20,8 @@ import secrets
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,9 +115,9 @@ def measure(client: Client, url: str, runs: int, data: dict | None = None) -> di
     return {"queries": len(statements), "p50": statistics.median(times), "p95": pct(times, 95)}
 
 
-def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
-    """The page's POST that creates an account, and the time its own hashing took in it (the
-    service's `hash_password`, timed where it is called), subtracted request by request."""
+@contextmanager
+def hashing_timed() -> Iterator[list[float]]:
+    """The service's `hash_password` timed where it is called: each call's seconds in the list."""
     hashing: list[float] = []
 
     def timed_hash(password: str) -> str:
@@ -126,8 +128,17 @@ def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
             hashing.append(time.perf_counter() - start)
 
     services.hash_password = timed_hash
-    times, nets = [], []
     try:
+        yield hashing
+    finally:
+        services.hash_password = hash_password
+
+
+def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
+    """The page's POST that creates an account, and the time its own hashing took in it (the
+    service's `hash_password`, timed where it is called), subtracted request by request."""
+    times, nets = [], []
+    with hashing_timed() as hashing:
         for i in range(runs):
             hashing.clear()
             start = time.perf_counter()
@@ -138,8 +149,6 @@ def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
             assert len(hashing) == 1, hashing  # hashed once, by the service
             times.append(elapsed)
             nets.append(elapsed - hashing[0])
-    finally:
-        services.hash_password = hash_password
     return {"p50": statistics.median(times), "hash": statistics.median(times) - statistics.median(nets),
             "net": statistics.median(nets)}
 
@@ -147,26 +156,14 @@ def measure_create(client: Client, url: str, runs: int) -> dict[str, float]:
 def measure_service(domain: Domain, postmaster: Mailbox, runs: int) -> dict[str, float]:
     """`mailbox_create` called directly (its transaction, checks, row, revision, claim and audit
     row), minus its own hashing timed where it is called: the act without the web request."""
-    hashing: list[float] = []
-
-    def timed_hash(password: str) -> str:
-        start = time.perf_counter()
-        try:
-            return hash_password(password)
-        finally:
-            hashing.append(time.perf_counter() - start)
-
-    services.hash_password = timed_hash
     nets = []
-    try:
+    with hashing_timed() as hashing:
         for i in range(runs):
             hashing.clear()
             start = time.perf_counter()
             services.mailbox_create(domain=domain, local_part=f"svc{secrets.token_hex(4)}{i}", password=PASSWORD,
                                     real_name="Compte test", acting_user=postmaster)
             nets.append(time.perf_counter() - start - hashing[0])
-    finally:
-        services.hash_password = hash_password
     return {"net": statistics.median(nets)}
 
 
