@@ -35,22 +35,28 @@ def mailbox_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapper
 
 
+def _authenticated(request: HttpRequest, form: Any, account: str, domain: str, password: str) -> Any:
+    """The mailbox these credentials open (throttled: mail.auth), or None with the reason on the form."""
+    try:
+        mailbox = authenticate_mailbox(request, account, domain, password)
+    except TooManyAttempts:
+        form.add_error(None, _("Too many failed attempts: wait a few minutes before trying again."))
+        return None
+    if mailbox is None:
+        form.add_error(None, _("Invalid login."))
+    return mailbox
+
+
 def login(request: HttpRequest) -> HttpResponse:
     if request.mailbox is not None:
         return home_of_mailbox(request.mailbox)
     form = MailboxLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        account, domain = form.cleaned_data["account"], form.cleaned_data["domain"]
-        try:
-            mailbox = authenticate_mailbox(request, account, domain, form.cleaned_data["password"])
-        except TooManyAttempts:
-            form.add_error(None, _("Too many failed attempts: wait a few minutes before trying again."))
-        else:
-            if mailbox is None:
-                form.add_error(None, _("Invalid login."))
-            else:
-                login_mailbox(request, mailbox)
-                return home_of_mailbox(mailbox)
+        data = form.cleaned_data
+        mailbox = _authenticated(request, form, data["account"], data["domain"], data["password"])
+        if mailbox is not None:
+            login_mailbox(request, mailbox)
+            return home_of_mailbox(mailbox)
     status = 200 if not form.errors else 400
     return render(request, "mail/login.html", {"form": form}, status=status)
 
@@ -129,24 +135,14 @@ def change_password(request: HttpRequest) -> HttpResponse:
     """For mailbox users: address, current password, new password twice; no session needed."""
     form = StandalonePasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        address, old = form.cleaned_data["address"], form.cleaned_data["old_password"]
-        try:
-            mailbox = authenticate_mailbox(request, address, "", old)
-        except TooManyAttempts:
-            form.add_error(None, _("Too many failed attempts: wait a few minutes before trying again."))
-        else:
-            if mailbox is None:
-                form.add_error(None, _("Invalid login."))
+        mailbox = _authenticated(request, form, form.cleaned_data["address"], "", form.cleaned_data["old_password"])
+        if mailbox is not None:
+            try:
+                mailbox_set_password(mailbox=mailbox, password=form.cleaned_data["new_password1"], acting_user=mailbox)
+            except ValidationError as error:
+                form.add_error("new_password1", error)
             else:
-                try:
-                    mailbox_set_password(
-                        mailbox=mailbox, password=form.cleaned_data["new_password1"],
-                        acting_user=mailbox,
-                    )
-                except ValidationError as error:
-                    form.add_error("new_password1", error)
-                else:
-                    messages.success(request, _("Your password has been changed."))
-                    return redirect("mail:login")
+                messages.success(request, _("Your password has been changed."))
+                return redirect("mail:login")
     status = 200 if not form.errors else 400
     return render(request, "mail/change_password.html", {"form": form}, status=status)
