@@ -50,6 +50,9 @@ class Action(StrEnum):
     CATCHALL_SET = "catchall.set"
     LIST_CREATE = "list.create"
     LIST_DELETE = "list.delete"
+    LIST_UPDATE = "list.update"
+    LIST_MEMBER_IMPORT = "list.member_import"
+    LIST_MODERATE = "list.moderate"
     LIST_MEMBER_ADD = "list.member_add"
     LIST_MEMBER_REMOVE = "list.member_remove"
     # Saved by the admin's own forms (no service function): mail hosts, resellers, users.

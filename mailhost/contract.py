@@ -126,6 +126,10 @@ class MailingList(TypedDict):
     trailer: NotRequired[str]
     digest: NotRequired[bool]
     remote_admin: NotRequired[bool]
+    remote_admin_list: NotRequired[bool]  # remote administrators may ask for the subscribers (+list)
+    request_address: NotRequired[bool]  # ezmlm's list-request@ takes commands in its Subject
+    language: NotRequired[str]  # fr or en: mlmmj's texts
+    texts: NotRequired[dict[str, str]]  # text files edited in the panel: {file name: text}
     private: NotRequired[bool]
     sub_confirm: NotRequired[bool]
     sub_moderate: NotRequired[bool]
