@@ -182,3 +182,6 @@ class MemberImport(models.Model):
         verbose_name = _("member import")
         verbose_name_plural = _("member imports")
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.mailing_list} {self.added}/{self.total}"

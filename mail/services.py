@@ -184,13 +184,13 @@ def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local:
     return result
 
 
-def _touch(obj: Any, revision: int, *fields: str) -> None:
+def touch(obj: Any, revision: int, *fields: str) -> None:
     """Write the changed fields and the revision of `obj`: one UPDATE of its row."""
     obj.revision = revision
     type(obj).objects.filter(pk=obj.pk).update(revision=revision, **{name: getattr(obj, name) for name in fields})
 
 
-def _set_fields(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+def set_fields(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
     """Set `values` on `obj`; what changed, `{"field": [before, after]}` (the audit row's
     `changes`; its keys are the fields to write). Empty: a no-op call, which returns before the
     revision, the push and the audit row. "before" is what `obj` held (the views load it afresh
@@ -212,12 +212,12 @@ def mailbox_set_routing(
         _destinations(mailbox.domain, forward_to, local=mailbox.local_part)
         if routing == Routing.FORWARD else []
     )
-    changed = _set_fields(mailbox, {
+    changed = set_fields(mailbox, {
         "routing": routing, "forward_to": destinations, "keep_copy": bool(keep_copy) and routing == Routing.FORWARD,
     })
     if not changed:
         return
-    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, Action.MAILBOX_SET_ROUTING, mailbox, routing=routing, changes=changed)
 
 
@@ -241,13 +241,13 @@ def mailbox_set_vacation(
     if start and end and start > end:
         raise ValidationError(_("The vacation cannot end before it starts."), code="dates")
     days = _whole_days(days)
-    changed = _set_fields(mailbox, {
+    changed = set_fields(mailbox, {
         "vacation_enabled": bool(enabled), "vacation_subject": subject, "vacation_message": message,
         "vacation_start": start, "vacation_end": end, "vacation_days": days,
     })
     if not changed:
         return
-    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, Action.MAILBOX_SET_VACATION, mailbox, enabled=bool(enabled), changes=changed)
 
 
@@ -257,10 +257,10 @@ def mailbox_set_access(
     allow_imap: bool | None = None, allow_smtp: bool | None = None, acting_user: Any,
 ) -> None:
     asked = {"enabled": enabled, "allow_pop3": allow_pop3, "allow_imap": allow_imap, "allow_smtp": allow_smtp}
-    changed = _set_fields(mailbox, {k: bool(v) for k, v in asked.items() if v is not None})
+    changed = set_fields(mailbox, {k: bool(v) for k, v in asked.items() if v is not None})
     if not changed:
         return
-    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, Action.MAILBOX_SET_ACCESS, mailbox, changes=changed,
                  **{name: after for name, (_before, after) in changed.items()})
 
@@ -273,17 +273,17 @@ def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Any)
     changed = {"real_name": [mailbox.real_name, real_name]}
     mailbox.real_name = real_name
     mailbox.search_name = mailbox.searched_as()
-    _touch(mailbox, domain_changed(mailbox.domain), "real_name", "search_name")
+    touch(mailbox, domain_changed(mailbox.domain), "real_name", "search_name")
     audit.record(acting_user, Action.MAILBOX_SET_REAL_NAME, mailbox, changes=changed)
 
 
 @transaction.atomic
 def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> None:
     """Make a mailbox an admin of its domain, or a plain account again (postmaster always is one)."""
-    changed = _set_fields(mailbox, {"is_admin": bool(is_admin)})
+    changed = set_fields(mailbox, {"is_admin": bool(is_admin)})
     if not changed:
         return
-    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, Action.MAILBOX_SET_ADMIN, mailbox, is_admin=mailbox.is_admin, changes=changed)
 
 
@@ -291,10 +291,10 @@ def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> 
 def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_user: Any) -> None:
     pack = lock_pack(mailbox.domain.pack_id)
     quota = resolve_quota(pack, quota_mb, replacing=mailbox)
-    changed = _set_fields(mailbox, {"quota_mb": quota})
+    changed = set_fields(mailbox, {"quota_mb": quota})
     if not changed:
         return
-    _touch(mailbox, domain_changed(mailbox.domain), *changed)
+    touch(mailbox, domain_changed(mailbox.domain), *changed)
     audit.record(acting_user, Action.MAILBOX_SET_QUOTA, mailbox, quota_mb=quota, changes=changed)
 
 
@@ -404,10 +404,10 @@ def forward_create(*, domain: Domain, local_part: str, destinations: list[str], 
 @transaction.atomic
 def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Any) -> None:
     targets = _destinations(forward.domain, destinations, local=forward.local_part)
-    changed = _set_fields(forward, {"destinations": targets})
+    changed = set_fields(forward, {"destinations": targets})
     if not changed:
         return
-    _touch(forward, domain_changed(forward.domain), *changed)
+    touch(forward, domain_changed(forward.domain), *changed)
     audit.record(acting_user, Action.FORWARD_CHANGE, forward, changes=changed)
 
 
@@ -477,10 +477,10 @@ def robot_update(
     the audit row holds each changed field as [before, after]."""
     fields = _robot_fields(robot.domain, robot.local_part, subject=subject, message=message, copy_to=copy_to,
                            reply_hours=reply_hours)
-    changed = _set_fields(robot, fields)
+    changed = set_fields(robot, fields)
     if not changed:
         return
-    _touch(robot, domain_changed(robot.domain), *changed)
+    touch(robot, domain_changed(robot.domain), *changed)
     audit.record(acting_user, Action.ROBOT_CHANGE, robot, changes=changed)
 
 
