@@ -7,6 +7,7 @@ admin.site.login = login_required(admin.site.login)
 
 urlpatterns = [
     path("", include("mail.urls")),
+    path("", include("lists.urls")),
     path("", include("hosting.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
