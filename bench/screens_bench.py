@@ -201,8 +201,8 @@ def main() -> None:
                     "list_page_9": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"page": 9}),
                     "search": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"q": "U000042"}),
                     "forwards": measure(client, reverse("mail:forwards", args=[pk]), args.runs),
-                    "create_page": measure(client, reverse("mail:mailbox_create", args=[pk]), args.runs),
-                    "create": measure_create(client, reverse("mail:mailbox_create", args=[pk]), max(5, args.runs // 3)),
+                    "create_page": measure(client, reverse("lists:mailbox_create", args=[pk]), args.runs),
+                    "create": measure_create(client, reverse("lists:mailbox_create", args=[pk]), max(5, args.runs // 3)),
                     "service": measure_service(domain, postmaster, max(5, args.runs // 3)),
                 }
     finally:

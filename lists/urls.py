@@ -1,12 +1,15 @@
 from django.urls import path
 
-from lists.views import lists
+from lists.views import accounts, lists, members
 
 app_name = "lists"
 urlpatterns = [
+    path("domains/<int:pk>/accounts/new/", accounts.mailbox_create, name="mailbox_create"),
     path("domains/<int:pk>/lists/", lists.list_list, name="lists"),
     path("domains/<int:pk>/lists/new/", lists.list_create, name="list_create"),
     path("domains/<int:pk>/lists/<int:obj>/", lists.list_modify, name="list_modify"),
     path("domains/<int:pk>/lists/<int:obj>/delete/", lists.list_delete, name="list_delete"),
-    path("domains/<int:pk>/lists/<int:obj>/members/", lists.members, name="members"),
+    path("domains/<int:pk>/lists/<int:obj>/texts/<slug:name>/", lists.list_text, name="list_text"),
+    path("domains/<int:pk>/lists/<int:obj>/members/", members.members, name="members"),
+    path("domains/<int:pk>/lists/<int:obj>/members/remove/", members.member_remove, name="member_remove"),
 ]

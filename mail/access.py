@@ -30,12 +30,11 @@ def get_robot_in(seat: Any, domain: Domain, pk: Any) -> Robot:
 
 def find_address(seat: Any, domain: Domain, local: str) -> tuple[str, Any] | None:
     """What holds `local@domain` (the quick box): ("mailbox" | "forward" | "robot", the row),
-    ("list", None), or None when nothing does."""
+    ("list", its pk), or None when nothing does."""
     for kind, model in (("mailbox", Mailbox), ("forward", Forward), ("robot", Robot)):
         row = model.objects.visible_to(seat).filter(domain=domain, local_part=local).first()
         if row is not None:
             return kind, row
     # The lists app is above mail: its rows are read through the domain's relation `lists`.
-    if Domain.objects.filter(pk=domain.pk, lists__name=local).exists():
-        return "list", None
-    return None
+    list_pk = Domain.objects.filter(pk=domain.pk, lists__name=local).values_list("lists__pk", flat=True).first()
+    return ("list", list_pk) if list_pk is not None else None

@@ -14,7 +14,6 @@ urlpatterns = [
     path("domains/<int:pk>/", domain.domain_menu, name="domain"),
     path("domains/<int:pk>/quick/", domain.quick, name="quick"),
     path("domains/<int:pk>/accounts/", mailboxes.mailbox_list, name="mailboxes"),
-    path("domains/<int:pk>/accounts/new/", mailboxes.mailbox_create, name="mailbox_create"),
     path("domains/<int:pk>/accounts/<int:obj>/", mailboxes.mailbox_modify, name="mailbox_modify"),
     path("domains/<int:pk>/accounts/<int:obj>/delete/", mailboxes.mailbox_delete, name="mailbox_delete"),
     path("domains/<int:pk>/accounts/<int:obj>/rename/", mailboxes.mailbox_rename, name="mailbox_rename"),

@@ -20,6 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from hosting import audit
+from lists.models import MailingList
 from mail.models import Forward, Robot
 from tests.conftest import ROLES, Cast, client_for
 
@@ -49,6 +50,15 @@ def robot_of_a(cast: Cast) -> Robot:
                                        defaults={"subject": "Re", "message": "Bien reçu"})[0]
 
 
+def list_of_a(cast: Cast) -> MailingList:
+    return MailingList.objects.get_or_create(domain=cast.a.domain, name="alpha-list",
+                                             defaults={"owner": "owner@elsewhere.test"})[0]
+
+
+def of_list_a(cast: Cast) -> dict[str, Any]:
+    return {"pk": cast.a.domain.pk, "obj": list_of_a(cast).pk}
+
+
 @dataclass
 class Spec:
     ok: set[str]
@@ -66,8 +76,15 @@ PANEL: dict[str, Spec] = {
     "hosting:domain_audit": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
     # A domain's screens: its admin, its customer, their reseller, support, operators.
     **{name: Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}) for name in (
-        "mail:mailboxes", "mail:mailbox_create", "mail:catchall", "mail:forwards", "mail:forward_create",
-        "mail:robots", "mail:robot_create")},
+        "mail:mailboxes", "lists:mailbox_create", "mail:catchall", "mail:forwards", "mail:forward_create",
+        "mail:robots", "mail:robot_create", "lists:lists", "lists:list_create")},
+    "lists:list_modify": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "lists:list_delete": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "lists:list_text": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {**of_list_a(c), "name": "help"}),
+    "lists:members": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    # Removing an address that is not a member changes nothing: back to the members' page.
+    "lists:member_remove": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_list_a,
+                                data={"address": "nobody@elsewhere.test"}),
     # The client area's acts on a pack's mail: the people who see the pack, never a mailbox.
     "mail:domain_add": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
     "mail:postmaster_reset": Spec(ok={OPERATOR, SUPPORT, RA, CA}, method="post",

@@ -40,7 +40,7 @@ def text(response: Any) -> str:
 def test_the_menu_links_every_list_and_new_page_and_hides_a_feature_at_zero(cast: Cast) -> None:
     Plan.objects.filter(pk=cast.a.plan.pk).update(max_robots=0)
     page = text(client_for(cast, "domain_admin_a").get(url("mail:domain", cast)))
-    for name in ("mail:mailboxes", "mail:mailbox_create", "mail:forwards", "mail:forward_create", "mail:catchall"):
+    for name in ("mail:mailboxes", "lists:mailbox_create", "mail:forwards", "mail:forward_create", "mail:catchall"):
         assert f'href="{url(name, cast)}"' in page, name
     assert url("mail:robots", cast) not in page and "Robots" not in page
     assert "[Used: 2/5]" in page  # postmaster and alphauser
@@ -111,7 +111,7 @@ def test_the_account_list_pages_on_the_server_in_a_constant_number_of_queries(ca
 
 def test_a_new_account_as_in_the_seed(cast: Cast) -> None:
     client = client_for(cast, "domain_admin_a")
-    response = client.post(url("mail:mailbox_create", cast), {
+    response = client.post(url("lists:mailbox_create", cast), {
         "local_part": "test", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "real_name": "Compte test"})
     assert response.status_code == 302 and response["Location"] == url("mail:mailboxes", cast)
     mailbox = Mailbox.objects.get(domain=cast.a.domain, local_part="test")
@@ -129,7 +129,7 @@ def test_a_new_account_as_in_the_seed(cast: Cast) -> None:
 ])
 def test_a_refused_account_says_why_and_writes_nothing(cast: Cast, data: dict, field: str, message: str) -> None:
     before = Mailbox.objects.count(), AuditEvent.objects.count()
-    response = client_for(cast, "domain_admin_a").post(url("mail:mailbox_create", cast), {
+    response = client_for(cast, "domain_admin_a").post(url("lists:mailbox_create", cast), {
         "local_part": "test", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, **data})
     assert response.status_code == 400
     assert f'id="id_{field}_error"' in text(response) and message in text(response)
@@ -140,14 +140,14 @@ def test_a_full_pack_says_so_before_the_form_is_filled(cast: Cast) -> None:
     Plan.objects.filter(pk=cast.a.plan.pk).update(max_mailboxes=2, max_forwards=0, max_robots=1)
     robot_create(domain=cast.a.domain, local_part="robot", subject="s", message="m", acting_user=cast.operator)
     client = client_for(cast, "domain_admin_a", "fr")
-    for name, message in (("mail:mailbox_create", "Nombre maximum de comptes Pop atteint."),
+    for name, message in (("lists:mailbox_create", "Nombre maximum de comptes Pop atteint."),
                           ("mail:robot_create", "Nombre maximum d&#x27;E-mails robots atteint.")):
         page = text(client.get(url(name, cast)))
         assert message in page and 'type="submit" class="button primary"' not in page, name
     menu = text(client.get(url("mail:domain", cast)))
     assert "Nouveau compte Pop — limite atteinte" in menu
     # A post made anyway (the page was open before the pack filled up) is refused by the service.
-    response = client.post(url("mail:mailbox_create", cast), {
+    response = client.post(url("lists:mailbox_create", cast), {
         "local_part": "test", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert response.status_code == 400 and not Mailbox.objects.filter(local_part="test").exists()
 
@@ -413,7 +413,7 @@ def test_the_admins_domain_page_opens_the_domains_menu(cast: Cast) -> None:
     page = text(client_for(cast, "support").get(reverse("admin:hosting_domain_change", args=[cast.a.domain.pk])))
     assert f'href="{url("mail:domain", cast)}"' in page
     # Support acts on the domain under its own name.
-    response = client_for(cast, "support").post(url("mail:mailbox_create", cast), {
+    response = client_for(cast, "support").post(url("lists:mailbox_create", cast), {
         "local_part": "aide", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="mailbox.create", target_repr="aide@alpha-domain.test")
@@ -472,11 +472,11 @@ def test_a_name_deleted_a_moment_ago_gets_no_new_account_until_the_host_removed_
     client = client_for(cast, "domain_admin_a")
     assert client.post(url("mail:mailbox_delete", cast, cast.mailbox_user.pk), {}).status_code == 302
     data = {"local_part": "alphauser", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
-    refused = client.post(url("mail:mailbox_create", cast), data)
+    refused = client.post(url("lists:mailbox_create", cast), data)
     assert refused.status_code == 400 and "was deleted a moment ago" in text(refused)
     assert not Mailbox.objects.filter(domain=cast.a.domain, local_part="alphauser").exists()
     domain = Domain.objects.get(pk=cast.a.domain.pk)
     DomainSync.objects.update_or_create(domain=domain, defaults={"host": cast.host})  # as the push leaves it
     provisioning_services.record_report(host=cast.host.name, domain=domain.name, revision=domain.revision,
                                         state="present")
-    assert client.post(url("mail:mailbox_create", cast), data).status_code == 302
+    assert client.post(url("lists:mailbox_create", cast), data).status_code == 302

@@ -113,6 +113,7 @@ QUICK_TARGETS = {
     "mailbox": ("mail:mailbox_modify", "mail:mailbox_delete"),
     "forward": ("mail:forward_modify", "mail:forward_delete"),
     "robot": ("mail:robot_modify", "mail:robot_delete"),
+    "list": ("lists:list_modify", "lists:list_delete"),  # the lists' floor: named, never imported
 }
 
 
@@ -131,9 +132,5 @@ def quick(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
             "name": local, "domain": ctx.domain.unicode_name})
         return redirect("mail:domain", pk=ctx.domain.pk)
     kind, obj = found
-    if kind not in QUICK_TARGETS:  # a mailing list: its own screens come with the lists
-        messages.info(request, _("%(name)s@%(domain)s is a mailing list.") % {
-            "name": local, "domain": ctx.domain.unicode_name})
-        return redirect("mail:domain", pk=ctx.domain.pk)
     modify, delete = QUICK_TARGETS[kind]
-    return redirect(delete if action == "delete" else modify, pk=ctx.domain.pk, obj=obj.pk)
+    return redirect(delete if action == "delete" else modify, pk=ctx.domain.pk, obj=getattr(obj, "pk", obj))

@@ -15,7 +15,7 @@ from hosting.roles import Role, role_of
 from mail import services
 from mail.access import get_mailbox_in
 from mail.models import CatchAll, CatchAllMode, Mailbox, Routing, folded
-from mail.screen_forms import MailboxCreateForm, MailboxDeleteForm, MailboxModifyForm, RenameForm
+from mail.screen_forms import MailboxDeleteForm, MailboxModifyForm, RenameForm
 from mail.tables import MailboxTable
 from mail.views.domain import DomainContext, apply_changes, domain_screen
 from provisioning.models import sync_state
@@ -50,26 +50,6 @@ def mailbox_list(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
         table=table, feature=ctx.feature("mailboxes"), index=INDEX, letter=letter, query=query,
         catchall_status=catchall_status(catchall), may_set_catchall=True,
     ))
-
-
-@require_http_methods(["GET", "POST"])
-@domain_screen
-def mailbox_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
-    default = ctx.domain.pack.plan.default_quota_mb
-    form = MailboxCreateForm(request.POST if request.method == "POST" else None,
-                             default_quota=_("%(quota)d MB") % {"quota": default} if default else _("unlimited"))
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        if apply_changes(form, [({"quota": "quota_mb", "": "local_part"}, lambda: services.mailbox_create(
-            domain=ctx.domain, local_part=data["local_part"], password=data["password1"],
-            real_name=data["real_name"], quota_mb=data["quota_mb"] or None, acting_user=ctx.seat,
-        ))]):
-            messages.success(request, _("The POP account %(address)s was created.") % {
-                "address": f"{data['local_part'].strip().lower()}@{ctx.domain.unicode_name}"})
-            return redirect("mail:mailboxes", pk=ctx.domain.pk)
-    status = 400 if form.errors else 200
-    return render(request, "mail/mailbox_create.html", ctx.page(form=form, feature=ctx.feature("mailboxes")),
-                  status=status)
 
 
 def _modify_initial(mailbox: Mailbox) -> dict[str, object]:

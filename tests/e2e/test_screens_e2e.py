@@ -47,7 +47,7 @@ def subjects(e2e: E2E, address: str, password: str = PASSWORD) -> list[str]:
 def test_the_seeds_account_made_on_its_page_gets_mail(e2e: E2E) -> None:
     domain = e2e.domain("scr")
     client = admin_of(domain)
-    post(client, "mail:mailbox_create", domain, data={
+    post(client, "lists:mailbox_create", domain, data={
         "local_part": "test", "password1": NEW, "password2": NEW, "real_name": "Compte test"})
     e2e.wait_applied(domain)
     send(e2e.stack, "someone@outside.test", f"test@{domain.name}", "bonjour test", "premier mail")
