@@ -30,10 +30,12 @@ def lock_reseller(reseller_id: int | None) -> Reseller | None:
 
 
 def lock_pack(pack_id: int) -> Pack:
-    """Lock the reseller of a pack, then the pack, always in that order (no deadlock)."""
-    reseller_id = Pack.objects.filter(pk=pack_id).values_list("customer__reseller_id", flat=True).get()
-    lock_reseller(reseller_id)
-    return Pack.objects.select_for_update(of=("self",)).select_related("plan", "customer").get(pk=pack_id)
+    """Lock the reseller of a pack, then the pack, always in that order (no deadlock): two
+    statements. The pack comes with its plan, customer and reseller (the limits read them)."""
+    list(Reseller.objects.select_for_update(of=("self",)).filter(customers__packs__pk=pack_id).order_by().values_list(
+        "pk", flat=True))
+    return (Pack.objects.select_for_update(of=("self",)).select_related("plan", "customer__reseller")
+            .get(pk=pack_id))
 
 
 def check_customer_pool(reseller: Reseller | None) -> None:

@@ -11,7 +11,7 @@ the next one, whole or delta.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet, TextField, Value
+from django.db.models import Exists, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Concat
 from django.utils.translation import gettext as _
 
@@ -31,14 +31,18 @@ def check_home_free(domain: Domain, local: str) -> None:
     """Refuse to give `local` a home (a mailbox, a robot, a rename's new name) while the host may
     still hold another's mail there: the previous name of a renamed mailbox whose mail it may still
     be moving, or a name whose deletion it has not confirmed (the deleted mailbox's Maildir is still
-    in place: the new account would see its mail)."""
-    if pending_renames(domain).filter(renamed_from=local).exists():
+    in place: the new account would see its mail). One query."""
+    renaming, pending = Domain.objects.filter(pk=domain.pk).annotate(
+        renaming=Exists(pending_renames(domain).filter(renamed_from=local)),
+        pending=Exists(RemovedName.objects.filter(domain=domain, name=local)),
+    ).values_list("renaming", "pending").get()
+    if renaming:
         raise ValidationError(
             _("%(name)s was renamed a moment ago: its mail is still moving to the new name on the mail "
               "server. Try again in a moment.") % {"name": local},
             code="renaming",
         )
-    if RemovedName.objects.filter(domain=domain, name=local).exists():
+    if pending:
         raise ValidationError(
             _("%(name)s was deleted a moment ago and the mail server has not removed it yet. Try again "
               "in a moment.") % {"name": local},

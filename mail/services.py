@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Exists, Sum
 from django.utils.translation import gettext as _
 
 from hosting import audit
@@ -58,14 +58,14 @@ def check_mailbox_limits(pack: Pack) -> None:
 def address_taken(domain: Domain, local_part: str) -> bool:
     """Whether the name is a mailbox, forward, robot or mailing list of the domain, or a list's
     sub-address (`list+subscribe`...: mlmmj's commands; the lists app is above mail: its rows
-    are read through the domain's relation `lists`)."""
+    are read through the domain's relation `lists`). One query."""
     base = local_part.split("+", 1)[0]
-    return (
-        Mailbox.objects.filter(domain=domain, local_part=local_part).exists()
-        or Forward.objects.filter(domain=domain, local_part=local_part).exists()
-        or Robot.objects.filter(domain=domain, local_part=local_part).exists()
-        or Domain.objects.filter(pk=domain.pk, lists__name__in={local_part, base}).exists()
-    )
+    return Domain.objects.filter(pk=domain.pk).filter(
+        Exists(Mailbox.objects.filter(domain=domain, local_part=local_part))
+        | Exists(Forward.objects.filter(domain=domain, local_part=local_part))
+        | Exists(Robot.objects.filter(domain=domain, local_part=local_part))
+        | Exists(domain.lists.filter(name__in={local_part, base}))
+    ).exists()
 
 
 def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str) -> tuple[Pack, str]:
