@@ -72,6 +72,25 @@ class ListForm(forms.Form):
     archive_access = forms.ChoiceField(label=_("Archive retrieval open to"), choices=ArchiveAccess.choices,
                                        widget=forms.RadioSelect, initial=ArchiveAccess.SUBSCRIBERS)
 
+    # The seed's sections of the form, in its order.
+    SECTIONS = (
+        ("", ("name", "owner", "prefix"), ""),
+        (_("Posting messages"), ("posting",), ""),
+        (_("List options"), ("reply_to", "reply_to_address", "trailer", "digest", "request_address", "language"),
+         ""),
+        (_("Remote administration"), ("remote_admin", "private", "remote_admin_list"), _(
+            "Remote administrators may edit the text files: not possible with this list server; edit them on "
+            "the list's page.")),
+        (_("Subscription requests"), ("sub_confirm", "sub_moderate"), ""),
+        (_("Unsubscription requests"), ("unsub_confirm",), ""),
+        (_("Message archives"), ("archive", "archive_access"), ""),
+    )
+
+    def sections(self) -> list[tuple[Any, list[Any], Any]]:
+        """(legend, bound fields, a note) of each section, for the template."""
+        return [(legend, [self[name] for name in names if name in self.fields], note)
+                for legend, names, note in self.SECTIONS]
+
     def __init__(self, *args: Any, mailing_list: MailingList | None = None, list_name: str = "", **kwargs: Any):
         if mailing_list is not None:
             kwargs.setdefault("initial", {name: getattr(mailing_list, name) for name in (

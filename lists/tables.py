@@ -17,8 +17,10 @@ class ListTable(PanelTable):
     name = tables.Column(verbose_name=_("Mailing list name"), accessor="name")
     posting = tables.Column(verbose_name=_("Posting messages"), accessor="posting", orderable=False,
                             attrs=labelled(_("Posting messages")))
-    subscribers = tables.Column(verbose_name=_("Subscribers"), accessor="subscriber_count", orderable=False,
+    subscribers = tables.Column(verbose_name=_("Show subscribers"), accessor="subscriber_count", orderable=False,
                                 attrs=labelled(_("Subscribers")))
+    moderators = tables.Column(verbose_name=_("Show moderators"), accessor="pk", orderable=False)
+    digest = tables.Column(verbose_name=_("Show digest subscribers"), accessor="pk", orderable=False)
     modify = tables.Column(verbose_name=_("Modify"), accessor="pk", orderable=False)
     delete = tables.Column(verbose_name=_("Delete"), accessor="pk", orderable=False)
 
@@ -40,6 +42,13 @@ class ListTable(PanelTable):
 
     def render_subscribers(self, record: MailingList) -> str:
         return format_html('<a href="{}">{}</a>', self.members_url.format(record.pk), record.subscriber_count)
+
+    def render_moderators(self, record: MailingList) -> str:
+        return format_html('<a href="{}?kind=moderator">{}</a>', self.members_url.format(record.pk), _("Moderators"))
+
+    def render_digest(self, record: MailingList) -> str:
+        return format_html('<a href="{}?kind=digest">{}</a>', self.members_url.format(record.pk),
+                           _("Digest subscribers"))
 
     def render_modify(self, record: MailingList) -> str:
         return format_html('<a href="{}">{}</a>', self.modify_url.format(record.pk), _("Modify"))

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
@@ -17,6 +18,12 @@ from lists.forms import MemberForm
 from lists.models import ListMember, MemberKind
 from lists.tables import MemberTable
 from mail.views.domain import DomainContext, apply_changes, domain_screen
+
+HEADINGS = {
+    MemberKind.SUBSCRIBER: gettext_lazy("Subscribers of %(address)s (%(count)d)"),
+    MemberKind.MODERATOR: gettext_lazy("Moderators of %(address)s (%(count)d)"),
+    MemberKind.DIGEST: gettext_lazy("Digest subscribers of %(address)s (%(count)d)"),
+}
 
 
 def _kind(request: HttpRequest) -> str:
@@ -47,7 +54,8 @@ def members(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResponse:
     table = MemberTable(rows, remove_url=remove_url, kind=kind)
     RequestConfig(request, paginate={"per_page": 50}).configure(table)
     return render(request, "lists/members.html", ctx.page(
-        mailing_list=mailing_list, kind=kind, kind_label=MemberKind(kind).label, kinds=MemberKind.choices,
+        mailing_list=mailing_list, kind=kind, kinds=MemberKind.choices,
+        heading=HEADINGS[kind] % {"address": mailing_list, "count": table.paginator.count},
         table=table, form=form, query=query, remove_url=remove_url,
     ), status=400 if form.errors else 200)
 
