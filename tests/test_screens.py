@@ -480,3 +480,18 @@ def test_a_name_deleted_a_moment_ago_gets_no_new_account_until_the_host_removed_
     provisioning_services.record_report(host=cast.host.name, domain=domain.name, revision=domain.revision,
                                         state="present")
     assert client.post(url("lists:mailbox_create", cast), data).status_code == 302
+
+
+def test_an_add_page_counts_no_further_than_the_limit(cast: Cast) -> None:
+    """The add pages only need to know whether the feature is full: with an unlimited plan they count
+    nothing, with a limit they read at most that many rows (the same cost at any domain size)."""
+    client = client_for(cast, "domain_admin_a")
+    Plan.objects.filter(pk=cast.a.plan.pk).update(max_mailboxes=-1)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url("lists:mailbox_create", cast)).status_code == 200
+    assert not [q["sql"] for q in queries if "COUNT" in q["sql"] and "mail_mailbox" in q["sql"]]
+    Plan.objects.filter(pk=cast.a.plan.pk).update(max_mailboxes=2)
+    with CaptureQueriesContext(connection) as queries:
+        page = text(client.get(url("lists:mailbox_create", cast)))
+    [count] = [q["sql"] for q in queries if "COUNT" in q["sql"] and "mail_mailbox" in q["sql"]]
+    assert "LIMIT 2" in count and "Maximum number of POP accounts reached." in page  # postmaster, alphauser

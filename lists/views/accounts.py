@@ -24,7 +24,8 @@ def mailbox_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
     default = ctx.domain.pack.plan.default_quota_mb
     domain_lists = MailingList.objects.visible_to(ctx.seat).filter(domain=ctx.domain).order_by("name")
     form = MailboxWithListsForm(
-        request.POST if request.method == "POST" else None, lists=domain_lists if ctx.feature("lists").shown else None,
+        request.POST if request.method == "POST" else None,
+        lists=domain_lists if ctx.domain.pack.plan.max_lists else None,
         default_quota=_("%(quota)d MB") % {"quota": default} if default else _("unlimited"))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -40,5 +41,5 @@ def mailbox_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
                 "address": f"{data['local_part'].strip().lower()}@{ctx.domain.unicode_name}"})
             return redirect("mail:mailboxes", pk=ctx.domain.pk)
     status = 400 if form.errors else 200
-    return render(request, "mail/mailbox_create.html", ctx.page(form=form, feature=ctx.feature("mailboxes")),
+    return render(request, "mail/mailbox_create.html", ctx.page(form=form, feature=ctx.room("mailboxes")),
                   status=status)

@@ -66,7 +66,7 @@ def list_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
         )))]):
             messages.success(request, _("The mailing list %(address)s was created.") % {"address": str(made[0])})
             return redirect("lists:list_modify", pk=ctx.domain.pk, obj=made[0].pk)
-    return render(request, "lists/list_form.html", ctx.page(form=form, feature=ctx.feature("lists"),
+    return render(request, "lists/list_form.html", ctx.page(form=form, feature=ctx.room("lists"),
                                                             mailing_list=None),
                   status=400 if form.errors else 200)
 

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from hosting.access import get_domain_for_user, get_pack_for_user, seat_of
 from hosting.models import Domain, Pack
 from hosting.roles import Role, role_of
-from hosting.usage import Feature, pack_features
+from hosting.usage import Feature, pack_features, room
 from mail.access import find_address
 from mail.validators import normalize_local_part
 from provisioning.models import sync_state
@@ -46,11 +46,15 @@ class DomainContext:
     def feature(self, key: str) -> Feature:
         return next(f for f in pack_features(self.pack) if f.key == key)
 
+    def room(self, key: str) -> Feature:
+        """The feature for its add page: whether it is full, counted no further than the limit."""
+        return room(self.domain.pack, key)
+
     def page(self, **extra: Any) -> dict[str, Any]:
-        """The template context: the domain, the pack, the sync state of the domain's last change."""
+        """The template context: the domain, the sync state of the domain's last change (the pack
+        with its usage only where a page names it: `feature`)."""
         state, error = sync_state(getattr(self.domain, "sync", None), self.domain.revision)
-        return {"domain": self.domain, "pack": self.pack, "seat_can_manage": True, "state": state,
-                "error": error, **extra}
+        return {"domain": self.domain, "seat_can_manage": True, "state": state, "error": error, **extra}
 
 
 def domain_screen(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -54,7 +54,7 @@ def forward_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
             messages.success(request, _("The forward %(name)s@%(domain)s was created.") % {
                 "name": data["local_part"].strip().lower(), "domain": ctx.domain.unicode_name})
             return redirect("mail:forwards", pk=ctx.domain.pk)
-    return render(request, "mail/forward_create.html", ctx.page(form=form, feature=ctx.feature("forwards")),
+    return render(request, "mail/forward_create.html", ctx.page(form=form, feature=ctx.room("forwards")),
                   status=400 if form.errors else 200)
 
 

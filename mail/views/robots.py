@@ -39,7 +39,7 @@ def robot_create(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
             messages.success(request, _("The mail robot %(name)s@%(domain)s was created.") % {
                 "name": data["local_part"].strip().lower(), "domain": ctx.domain.unicode_name})
             return redirect("mail:robots", pk=ctx.domain.pk)
-    return render(request, "mail/robot_form.html", ctx.page(form=form, feature=ctx.feature("robots"), robot=None),
+    return render(request, "mail/robot_form.html", ctx.page(form=form, feature=ctx.room("robots"), robot=None),
                   status=400 if form.errors else 200)
 
 
