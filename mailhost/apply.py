@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mailhost import contract, lists, maps, migrate, render
+from mailhost import contract, list_members, lists, maps, migrate, render
 from mailhost.layout import RootLayout
 from mailhost.memory import cycle_collector_paused
 from mailhost.render import RenderError
@@ -459,13 +459,26 @@ def _touched(document: dict[str, Any], domain: str, rows: render.DomainRows) -> 
     return locals_, keys, {render.list_internal_address(domain, local) for local in locals_}
 
 
-def _check_delta(document: dict[str, Any], current: Any, old: Stored, rows: render.DomainRows) -> None:
+def _removed_list_addresses(db: Any, domain: str, document: dict[str, Any]) -> set[str]:
+    """The ezmlm-style addresses (render.list_sub_addresses) of the lists here that a delta
+    removes: they go with their list (the delta names the list only)."""
+    found: set[str] = set()
+    for name in document.get("removed", []):
+        local = render.local_part(name)
+        row = db.execute("SELECT kind FROM names WHERE email = ? AND domain = ?", (f"{local}@{domain}", domain))
+        if row.fetchone() == ("list",):
+            found |= set(render.list_sub_addresses(local))
+    return found
+
+
+def _check_delta(document: dict[str, Any], current: Any, old: Stored, rows: render.DomainRows,
+                 removed_subs: set[str]) -> None:
     """A delta applies on top of its base or a later revision, and never takes an address that
     something else holds here unless it removes that first."""
     base = document["base"]
     if current is None or not current[1] or current[0] < base:
         raise contract.Behind(f"this host has revision {current[0] if current else 0}, the delta needs {base}")
-    removed = {render.local_part(name) for name in document.get("removed", [])}
+    removed = {render.local_part(name) for name in document.get("removed", [])} | removed_subs
     for email, kind in rows.names.items():
         held = old.names.get(email)
         if held is not None and held != kind and email.rsplit("@", 1)[0] not in removed:
@@ -494,8 +507,11 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
         if delta:
             assert rows is not None  # a delta is of a present domain (contract)
             touched, keys, list_addresses = _touched(document, domain, rows)
+            removed_subs = _removed_list_addresses(db, domain, document)
+            keys |= {f"{local}@{domain}" for local in removed_subs}
+            list_addresses |= {render.list_internal_address(domain, local) for local in removed_subs}
             old = _read(db, domain, keys, list_addresses)
-            _check_delta(document, current, old, rows)
+            _check_delta(document, current, old, rows, removed_subs)
         else:
             old = _read(db, domain)
         removed = {render.local_part(name) for name in document.get("removed", [])} if delta else None
@@ -636,5 +652,5 @@ def _sync_lists(cfg: HostConfig, db: Any, domain: str, document: dict[str, Any])
         for document_list in document.get("lists", []):
             if document_list.get("name") in applied_lists:
                 lists.ensure_list(host, domain, document_list)
-                lists.sync_members(host, db, domain, document_list)
+                list_members.sync_members(host, db, domain, document_list)
         lists.remove_unlisted(host, db, domain, applied_lists)

@@ -17,7 +17,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from hosting.models import Domain
-from lists.models import MailingList
+from lists.models import ListMember, MailingList
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
 from mailhost import contract
 from mailhost.contract import FORMAT
@@ -87,7 +87,8 @@ def _objects(domain: Domain, since: int | None) -> _Objects:
         destinations_json=Cast("destinations", TextField())).values_list("local_part", "destinations_json", named=True)
     robots = Robot.objects.filter(domain=domain, **changed).order_by("local_part").values_list(
         "local_part", "copy_to", "subject", "message", "reply_hours", named=True)
-    lists = MailingList.objects.filter(domain=domain, **changed).prefetch_related("members").order_by("name")
+    lists = list(MailingList.objects.filter(domain=domain, **changed).order_by("name"))
+    members = _members(domain, lists, whole=since is None)
     catchall = CatchAll.objects.filter(domain=domain).first()
     return {
         "mailboxes": [_mailbox(m) for m in mailboxes],
@@ -101,7 +102,7 @@ def _objects(domain: Domain, since: int | None) -> _Objects:
             "mode": catchall.mode if catchall else CatchAllMode.BOUNCE.value,
             "target": catchall.target if catchall else "",
         },
-        "lists": [_list(ml) for ml in lists],
+        "lists": [_list(ml, members.get(ml.pk, {})) for ml in lists],
     }
 
 
@@ -136,10 +137,20 @@ def _mailbox(m: Any) -> contract.Mailbox:  # a row of MAILBOX_FIELDS
     }
 
 
-def _list(ml: MailingList) -> contract.MailingList:
-    members: dict[str, list[str]] = {"subscriber": [], "moderator": [], "digest": []}
-    for member in ml.members.all():
-        members[member.kind].append(member.address)
+def _members(domain: Domain, lists: list[MailingList], *, whole: bool) -> dict[int, dict[str, list[str]]]:
+    """The members of `lists` (all the domain's when `whole`), by list and kind: one query of
+    bare tuples (50,000 model instances took a second; these, a tenth of it)."""
+    if not lists:
+        return {}
+    rows = ListMember.objects.filter(mailing_list__domain=domain) if whole else ListMember.objects.filter(
+        mailing_list_id__in=[ml.pk for ml in lists])
+    members: dict[int, dict[str, list[str]]] = {}
+    for list_id, kind, address in rows.order_by().values_list("mailing_list_id", "kind", "address"):
+        members.setdefault(list_id, {}).setdefault(kind, []).append(address)
+    return members
+
+
+def _list(ml: MailingList, members: dict[str, list[str]]) -> contract.MailingList:
     return {
         "name": ml.name,
         "owner": ml.owner,
@@ -160,7 +171,7 @@ def _list(ml: MailingList) -> contract.MailingList:
         "unsub_confirm": ml.unsub_confirm,
         "archive": ml.archive,
         "archive_access": ml.archive_access,
-        "subscribers": sorted(members["subscriber"]),
-        "moderators": sorted(members["moderator"]),
-        "digest_subscribers": sorted(members["digest"]),
+        "subscribers": sorted(members.get("subscriber", [])),
+        "moderators": sorted(members.get("moderator", [])),
+        "digest_subscribers": sorted(members.get("digest", [])),
     }
