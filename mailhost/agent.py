@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import Celery
 
-from mailhost import broker, contract, lists, maps
+from mailhost import broker, contract, list_members, lists, maps, moderation
 from mailhost.apply import HostConfig, apply, copy_away
 from mailhost.memory import cycle_collector_paused
 from mailhost.migrate import MigrateError
@@ -85,7 +85,8 @@ def _prepare() -> None:
     _prepared = True
 
 
-def tell_panel(task: str, payload: contract.Report | contract.Migrated | contract.ListMembers | contract.Usage) -> None:
+def tell_panel(task: str, payload: contract.Report | contract.Migrated | contract.ListMembers | contract.Usage
+               | contract.HeldReport) -> None:
     """Send the panel one of the contract's reports."""
     app.send_task(task, kwargs=payload, queue=contract.PANEL_QUEUE)
 
@@ -148,19 +149,78 @@ def migrate_domain(request: dict[str, Any]) -> None:
 
 @app.task(name=contract.MAINTAIN)
 def maintain() -> None:
-    """mlmmj-maintd for every list, and membership changed by mail reported to the panel."""
+    """mlmmj-maintd for every list; membership changed by mail and what the lists hold for their
+    moderators (what mlmmj-maintd expired, or a moderator decided by mail, is gone from it)
+    reported to the panel."""
     if not lists.available():
         return
     _prepare()
     host = lists.ListHost(CONFIG.mlmmj_root, CONFIG.smtp_port)
     lists.maintain(host)
+    _report_membership(host)
+    tell_panel(contract.HELD, {"host": CONFIG.name, "lists": moderation.held_report(host), "complete": True})
+
+
+def _report_membership(host: lists.ListHost) -> None:
     db = maps.connect(CONFIG.maps_db)
     try:
-        changes = lists.membership_changes(host, db)
+        changes = list_members.membership_changes(host, db)
     finally:
         db.close()
     if changes:
         tell_panel(contract.LIST_MEMBERS, {"host": CONFIG.name, "changes": changes})
+
+
+@app.task(name=contract.MODERATE, acks_late=True)
+def moderate(request: dict[str, Any]) -> None:
+    """A decision taken in the panel on a held post or subscription request (mailhost.moderation),
+    then what the list still holds, so the panel drops what is decided; a subscription let in
+    comes back at once as a new member."""
+    if not lists.available():
+        return
+    _prepare()
+    host = lists.ListHost(CONFIG.mlmmj_root, CONFIG.smtp_port)
+    try:
+        contract.check(request, contract.Moderation)
+    except contract.DocumentError as error:
+        log.error("a moderation request that does not match the contract: %s", error)
+        return
+    try:
+        done = moderation.decide(host, request)
+    except Exception:  # noqa: BLE001 - the item stays held; the next report shows it, the panel sends again
+        log.exception("moderation of %s on %s@%s failed", request["key"], request["list"], request["domain"])
+    else:
+        log.info("%s %s of %s@%s: %s", request["decision"], request["key"], request["list"], request["domain"],
+                 "done" if done else "not held any more")
+    try:
+        held = moderation.list_held(host, request["domain"], request["list"])
+    except contract.DocumentError as error:
+        log.error("moderation request for a list that cannot be: %s", error)
+        return
+    tell_panel(contract.HELD, {"host": CONFIG.name, "lists": [held], "complete": False})
+    if request["kind"] == "subscription":
+        _report_membership(host)
+
+
+@app.task(name=contract.REPORT_HELD)
+def report_held(request: dict[str, Any] | None = None) -> None:
+    """Tell the panel now what one list (or every list) holds: the panel asks when its moderation
+    page is opened, so a post held a moment ago shows without waiting for the maintain beat."""
+    if not lists.available():
+        return
+    host = lists.ListHost(CONFIG.mlmmj_root, CONFIG.smtp_port)
+    request = request or {}
+    try:
+        contract.check(request, contract.HeldAsk)
+        if "domain" in request and "list" in request:
+            report: contract.HeldReport = {"host": CONFIG.name, "complete": False,
+                                           "lists": [moderation.list_held(host, request["domain"], request["list"])]}
+        else:
+            report = {"host": CONFIG.name, "lists": moderation.held_report(host), "complete": True}
+    except contract.DocumentError as error:
+        log.error("a report request that does not match the contract: %s", error)
+        return
+    tell_panel(contract.HELD, report)
 
 
 def mailbox_usage(vmail_root: Path) -> dict[str, int]:

@@ -47,22 +47,25 @@ def host_queue(name: str) -> str:
     return f"{HOST_QUEUE_PREFIX}{name}"
 
 
-# Tasks the agent runs (sent by the panel to host_queue(NAME); the last two by the agent's beat).
+# Tasks the agent runs (sent by the panel to host_queue(NAME); MAINTAIN and REPORT_USAGE by the agent's beat).
 APPLY = "mailhost.apply"  # args=[pack(DomainDocument | DomainDelta | AbsentDocument)], or the document itself
 MIGRATE = "mailhost.migrate"  # args=[CopyRequest]
 MAINTAIN = "mailhost.maintain"
 REPORT_USAGE = "mailhost.report_usage"
-AGENT_TASKS = (APPLY, MIGRATE, MAINTAIN, REPORT_USAGE)
+MODERATE = "mailhost.moderate"  # args=[Moderation]: a moderator's decision taken in the panel
+REPORT_HELD = "mailhost.report_held"  # args=[HeldAsk]: the panel asks what is held now (a page opened)
+AGENT_TASKS = (APPLY, MIGRATE, MAINTAIN, REPORT_USAGE, MODERATE, REPORT_HELD)
 
-# Tasks the panel runs (queue PANEL_QUEUE). The agent sends the first four.
+# Tasks the panel runs (queue PANEL_QUEUE). The agent sends the first five.
 REPORT = "provisioning.report"  # kwargs=Report
 MIGRATED = "provisioning.migrated"  # kwargs=Migrated
 LIST_MEMBERS = "provisioning.list_members"  # kwargs=ListMembers
 USAGE = "provisioning.usage"  # kwargs=Usage
+HELD = "provisioning.held"  # kwargs=HeldReport
 PUSH_DOMAIN = "provisioning.push_domain"
 PUSH_RETIRED = "provisioning.push_retired"
 RECONCILE = "provisioning.reconcile"
-PANEL_TASKS = (REPORT, MIGRATED, LIST_MEMBERS, USAGE, PUSH_DOMAIN, PUSH_RETIRED, RECONCILE)
+PANEL_TASKS = (REPORT, MIGRATED, LIST_MEMBERS, USAGE, HELD, PUSH_DOMAIN, PUSH_RETIRED, RECONCILE)
 PANEL_TASK_PATTERN = "provisioning.*"  # Celery routes every panel task to PANEL_QUEUE
 
 
@@ -260,6 +263,50 @@ class ListChange(TypedDict):
 class ListMembers(TypedDict):
     host: str
     changes: list[ListChange]
+
+
+class HeldItem(TypedDict):
+    """A post or a subscription request mlmmj holds for the list's moderators. Plain text only,
+    bounded and without control characters (mailhost/moderation.py): it is a stranger's mail."""
+
+    kind: Literal["post", "subscription"]
+    key: str  # mlmmj's cookie (the file moderation/<key> or moderation/subscribe<key>)
+    sender: str  # an address
+    subject: str  # decoded (RFC 2047), one line; "" for a subscription request
+    received_at: str  # ISO 8601, when the host held it
+    preview: str  # the start of the text/plain part, decoded; never HTML
+
+
+class ListHeld(TypedDict):
+    domain: str
+    list: str
+    items: list[HeldItem]  # everything the list holds now (up to moderation.MAX_ITEMS, oldest first)
+
+
+class HeldReport(TypedDict):
+    """What the host's lists hold (task HELD). `complete`: every list of the host, and a list it
+    does not name holds nothing; otherwise only the lists named are reported."""
+
+    host: str
+    lists: list[ListHeld]
+    complete: bool
+
+
+class Moderation(TypedDict):
+    """A decision on one held item, taken in the panel (task MODERATE)."""
+
+    domain: str
+    list: str
+    key: str
+    kind: Literal["post", "subscription"]
+    decision: Literal["approve", "reject"]
+
+
+class HeldAsk(TypedDict):
+    """Which list to report at once (task REPORT_HELD); both absent: every list."""
+
+    domain: NotRequired[str]
+    list: NotRequired[str]
 
 
 class Usage(TypedDict):

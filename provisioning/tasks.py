@@ -42,6 +42,11 @@ def list_members(*, host: str, changes: list[contract.ListChange]) -> int:
     return services.record_list_changes(host=host, changes=changes)
 
 
+@shared_task(name=contract.HELD, acks_late=True)
+def held(*, host: str, lists: list[contract.ListHeld], complete: bool = False) -> int:
+    return services.record_held(host=host, lists=lists, complete=complete)
+
+
 @shared_task(name=contract.USAGE, acks_late=True)
 def usage(*, host: str, usage: dict[str, int]) -> int:
     return services.record_usage(host=host, usage=usage)

@@ -349,7 +349,7 @@ def test_the_name_check_finds_bare_names(tmp_path: Path) -> None:
 def test_every_task_is_registered_under_its_contract_name() -> None:
     assert {name for name in agent.app.tasks if name.startswith("mailhost.")} == set(contract.AGENT_TASKS)
     panel = {tasks.push_domain, tasks.push_retired, tasks.report, tasks.migrated, tasks.reconcile,
-             tasks.list_members, tasks.usage}
+             tasks.list_members, tasks.usage, tasks.held}
     assert {task.name for task in panel} == set(contract.PANEL_TASKS)
     assert MailHostFactory.build(name="mx7").queue == contract.host_queue("mx7") == "host.mx7"
 
