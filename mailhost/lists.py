@@ -4,13 +4,38 @@ The panel is the source of truth for list options. Membership can also change by
 (list+subscribe@, list+unsubscribe@), so members are reconciled three ways: the host keeps the
 membership it last applied (table `list_members` of the maps database); an apply adds and removes
 only what the panel changed since, and `membership_changes` reports what changed by mail so the
-panel can take it in. Plain Python, no Django.
+panel can take it in (both in `mailhost.list_members`, which reads and writes mlmmj's member
+files). Plain Python, no Django.
+
+How the panel's options map onto mlmmj 1.3.0 (control files, see TUNABLES): `control()`. What
+mlmmj cannot do: skip the confirmation of an unsubscription by mail (it always asks; the
+`unsub_confirm` option is ignored), let moderators administer the list by mail (`remote_admin`
+is ignored), send the subscribers to anyone but the list owner (`remote_admin_list`: `+list`
+answers the owner only). mlmmj writes a non-ASCII prefix into the Subject as raw 8-bit bytes and
+adds its footer to the raw body (garbage in a base64 body, lost after a MIME message's last
+part): the prefix is written here RFC 2047-encoded, and the trailer is added by
+`mailhost.list_pipe`, part by part, before mlmmj sees the post (`control/panel-footer`).
+
+List texts (`<listdir>/text/<name>`, mlmmj's README.listtexts), what the panel's editor can tell
+its users:
+- UTF-8 text. It may begin with header lines, then an empty line, then the body. Only the headers
+  of TEXT_HEADERS may be set (Subject: and the MIME ones a multipart text needs); mlmmj adds
+  From:, To:, Date:, Message-ID: itself and encodes a non-ASCII Subject. A text whose first lines
+  look like other headers ("Bcc: ...", "Note: ...") is written with an empty line first, so that
+  all of it is body: a text never sets another header.
+- Substitutions: `$list$`, `$domain$`, `$list+$` (`news+`), so `$list+$subscribe@$domain$`;
+  `$subaddr$` (the address (un)subscribed), `$confaddr$` (where to reply to confirm), `$subject$`,
+  `$posteraddr$`; `%text prologue%` includes the text `prologue`; `$$` and `%%` are a literal
+  `$` and `%`. Conditionals `%ifaction sub%`...`%endif%`, `%wrap%` rewraps a paragraph.
+- A text the panel has not edited is mlmmj's own in the list's language
+  (/usr/share/mlmmj/text.skel/<lang>/<name>); an edited one is kept when the language changes.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -18,14 +43,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost import contract, render
-from mailhost.render import RenderError
+from mailhost.render import CONTROL_CHARS, RenderError
 
 MLMMJ = Path("/usr/bin")
+TEXT_SKELETONS = Path("/usr/share/mlmmj/text.skel")
+LANGUAGE_RE = re.compile(r"^[a-z]{2}(-[a-z]{2})?\Z")
 KINDS = ("subscriber", "digest", "moderator")
-FLAGS = ("subonlypost", "modonlypost", "moderated", "modnonsubposts", "nodigestsub", "closedlist",
-         "nosubconfirm", "submod", "noarchive", "subonlyget", "noget")
-TEXTS = ("prefix", "footer", "customheaders", "delheaders", "moderators", "owner", "smtpport")
-
+FLAGS = ("subonlypost", "modonlypost", "moderated", "modnonsubposts", "nodigestsub", "closedlist", "closedlistsub",
+         "nosubconfirm", "submod", "noarchive", "subonlyget", "noget", "nolistsubsemail")
+# Control files written from the document; "footer" is mlmmj's own footer, never written (and
+# removed from lists made before the pipe added the trailer). "panel-footer" and
+# "panel-language" are ours: mlmmj does not read them.
+TEXTS = ("listaddress", "prefix", "footer", "panel-footer", "customheaders", "delheaders", "moderators", "owner",
+         "smtpport", "panel-language")
+# The list texts the panel edits (lists.services.TEXT_FILES: the agent keeps its own copy, a name
+# outside it is refused) and how long one may be (lists.services.MAX_TEXT).
+TEXT_FILES = frozenset({"prologue", "help", "finish-sub", "deny-post", "moderate-post", "notify", "digest"})
+MAX_LIST_TEXT = 20_000
+TEXT_HEADERS = frozenset({"subject", "mime-version", "content-type", "content-transfer-encoding",
+                          "content-disposition"})
+HEADER_LINE = re.compile(r"^([!-9;-~]+):")
+ENCODED_WORD_TEXT = 75 - len("=?utf-8?q??=")  # RFC 2047: an encoded word is at most 75 characters
+Q_SAFE = re.compile(r"[A-Za-z0-9!*+/-]")
 
 
 @dataclass(frozen=True)
@@ -43,26 +82,84 @@ def list_dir(host: ListHost, domain: str, name: str) -> Path:
     return host.mlmmj_root.resolve() / render.domain_name(domain) / render.local_part(name)
 
 
+POSTING_FLAGS = {
+    "anyone": set(),
+    "subscribers": {"subonlypost"},  # others get deny-post
+    "subscribers_moderated": {"subonlypost", "modnonsubposts"},  # others held for the moderators
+    "moderators": {"modonlypost"},  # others get deny-post
+    "moderated": {"moderated"},  # every post, whoever sends it, is held for the moderators
+}
+
+
+def encoded_prefix(prefix: str) -> str:
+    """The Subject prefix as mlmmj must write it: ASCII as is; otherwise RFC 2047 encoded words
+    (mlmmj copies the control file's bytes into the header). The last word ends with an encoded
+    space: mlmmj adds a plain one, which a reader drops between two encoded words (a Subject
+    that starts with one), so "[Club échecs] Été" would read "[Club échecs]Été"."""
+    prefix = render.text(prefix, single_line=True)
+    if prefix.isascii():
+        return prefix
+    words, word = [], ""
+    for char in prefix + " ":
+        piece = char if Q_SAFE.match(char) else "_" if char == " " else "".join(
+            f"={byte:02X}" for byte in char.encode("utf-8"))
+        if len(word) + len(piece) > ENCODED_WORD_TEXT:
+            words.append(word)
+            word = ""
+        word += piece
+    words.append(word)
+    return " ".join(f"=?utf-8?q?{w}?=" for w in words)
+
+
+def list_text(name: str, value: object) -> str:
+    """A list text the panel edited, as written to `<listdir>/text/<name>`: a known name, UTF-8
+    without control characters, at most MAX_LIST_TEXT characters; headers at its top only those
+    of TEXT_HEADERS, or the whole text becomes body (module docstring)."""
+    if name not in TEXT_FILES:
+        raise RenderError(f"unknown list text: {name!r}")
+    if not isinstance(value, str) or len(value) > MAX_LIST_TEXT or CONTROL_CHARS.search(value):
+        raise RenderError(f"list text {name} with control characters or too long")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RenderError(f"list text {name} that is not valid Unicode") from None
+    lines = value.split("\n")
+    count = 0
+    while count < len(lines) and (HEADER_LINE.match(lines[count]) or (count and lines[count][:1] in (" ", "\t"))):
+        count += 1
+    names = {HEADER_LINE.match(line).group(1).lower() for line in lines[:count] if HEADER_LINE.match(line)}
+    if count and not names <= TEXT_HEADERS:
+        lines.insert(0, "")  # all body: no header of its own
+    elif count and count < len(lines) and lines[count] != "":
+        lines.insert(count, "")  # the headers end here
+    text = "\n".join(lines)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def language(document_list: contract.MailingList) -> str:
+    """The list's language (mlmmj's text skeletons), French when the document has none."""
+    value = document_list.get("language", "fr")
+    if not isinstance(value, str) or not LANGUAGE_RE.match(value) or not (TEXT_SKELETONS / value).is_dir():
+        raise RenderError(f"unknown list language: {value!r}")
+    return value
+
+
 def control(document_list: contract.MailingList, domain: str, smtp_port: int) -> tuple[set[str], dict[str, str]]:
-    """The control flags and texts of a list, from the panel's options (values validated)."""
+    """The control flags and texts of a list, from the panel's options (values validated).
+    `unsub_confirm` and `remote_admin` have no mlmmj equivalent (module docstring)."""
     name = render.local_part(document_list["name"])
+    domain = render.domain_name(domain)
     address = f"{name}@{domain}"
     posting = document_list.get("posting", "subscribers")
-    flags: set[str] = set()
-    if posting == "subscribers":
-        flags.add("subonlypost")
-    elif posting == "subscribers_moderated":
-        flags |= {"subonlypost", "modnonsubposts"}
-    elif posting == "moderators":
-        flags.add("modonlypost")
-    elif posting == "moderated":
-        flags |= {"moderated", "modonlypost"}
-    elif posting != "anyone":
+    if posting not in POSTING_FLAGS:
         raise RenderError(f"unknown posting policy: {posting!r}")
+    flags = set(POSTING_FLAGS[posting])
     if not document_list.get("digest"):
         flags.add("nodigestsub")
     if document_list.get("private"):
-        flags.add("closedlist")
+        # Nobody subscribes by mail, everyone can still leave by mail (closedlist would keep a
+        # subscriber who wants out on the list until an admin removes him).
+        flags.add("closedlistsub")
     if not document_list.get("sub_confirm", True):
         flags.add("nosubconfirm")
     if document_list.get("sub_moderate"):
@@ -73,24 +170,51 @@ def control(document_list: contract.MailingList, domain: str, smtp_port: int) ->
     if access == "subscribers":
         flags.add("subonlyget")
     elif access == "moderators":
-        flags.add("noget")
+        flags.add("noget")  # mlmmj has no "moderators only": nobody gets old posts by mail
+    elif access != "anyone":
+        raise RenderError(f"unknown archive access: {access!r}")
+    if not document_list.get("remote_admin_list"):
+        flags.add("nolistsubsemail")
     if not document_list.get("owner"):
         raise RenderError(f"list without owner: {address}")
-    texts = {"owner": render.address(document_list["owner"]), "smtpport": str(int(smtp_port))}
+    texts = {
+        # The second address is where Postfix hands the list's mail to mlmmj: mlmmj takes the
+        # command of `news+subscribe@<domain>.mlmmj.invalid` only from one of its list addresses.
+        "listaddress": f"{address}\n{render.list_internal_address(domain, name)}",
+        "owner": render.address(document_list["owner"]),
+        "smtpport": str(int(smtp_port)),
+        "panel-language": language(document_list),
+    }
     if document_list.get("prefix"):
-        texts["prefix"] = render.text(document_list["prefix"], single_line=True)
+        texts["prefix"] = encoded_prefix(document_list["prefix"])
     if document_list.get("trailer"):
-        texts["footer"] = render.text(document_list["trailer"])
+        texts["panel-footer"] = render.text(document_list["trailer"])
     reply_to = document_list.get("reply_to", "sender")
     if reply_to == "list":
         texts["customheaders"], texts["delheaders"] = f"Reply-To: {address}", "Reply-To:"
     elif reply_to == "address":
         texts["customheaders"] = f"Reply-To: {render.address(document_list['reply_to_address'])}"
         texts["delheaders"] = "Reply-To:"
+    elif reply_to != "sender":
+        raise RenderError(f"unknown reply-to: {reply_to!r}")
     moderators = [render.address(a) for a in document_list.get("moderators", [])]
     if moderators:
         texts["moderators"] = "\n".join(moderators)
     return flags, texts
+
+
+def list_texts(document_list: contract.MailingList) -> dict[str, str]:
+    """Every file of `<listdir>/text/`: mlmmj's skeleton of the list's language, the texts the
+    panel edited in its place."""
+    folder = TEXT_SKELETONS / language(document_list)
+    files = {entry.name: entry.read_text(encoding="utf-8") for entry in folder.iterdir()
+             if entry.is_file() and not entry.name.startswith(".")}
+    edited = document_list.get("texts") or {}
+    if not isinstance(edited, dict):
+        raise RenderError("list texts must be a mapping")
+    for name, value in edited.items():
+        files[name] = list_text(name, value)
+    return files
 
 
 def _owner_ids(host: ListHost) -> tuple[int, int] | None:
@@ -118,17 +242,46 @@ def _run(*args: str) -> str:
     ).stdout
 
 
+def _write_if_changed(file: Path, wanted: str | None) -> bool:
+    """Make the file hold `wanted` (None: no file); whether it changed."""
+    current = file.read_text(encoding="utf-8") if file.exists() else None
+    if wanted == current:
+        return False
+    if wanted is None:
+        file.unlink()
+    else:
+        file.write_text(wanted, encoding="utf-8")
+    return True
+
+
+def _sync_texts(path: Path, wanted: dict[str, str]) -> bool:
+    """`<listdir>/text/` holds exactly `wanted` (the skeleton and the edited texts)."""
+    folder = path / "text"
+    folder.mkdir(exist_ok=True)
+    changed = False
+    for entry in folder.iterdir():
+        if entry.name not in wanted and entry.is_file() and not entry.is_symlink():
+            entry.unlink()
+            changed = True
+    for name, text in sorted(wanted.items()):
+        file = folder / name
+        if file.is_symlink():
+            file.unlink()
+        changed |= _write_if_changed(file, text)
+    return changed
+
+
 def ensure_list(host: ListHost, domain: str, document_list: contract.MailingList) -> Path:
-    """Create the list directory if needed and write its control files (idempotent)."""
+    """Create the list directory if needed and write its control files and texts (idempotent)."""
     path = list_dir(host, domain, document_list["name"])
     flags, texts = control(document_list, domain, host.smtp_port)
-    ids = _owner_ids(host)
+    wanted_texts = list_texts(document_list)
     if not (path / "control" / "listaddress").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        owner = texts["owner"]
         subprocess.run(  # noqa: S603
             [str(MLMMJ / "mlmmj-make-ml"), "-L", path.name, "-s", str(path.parent)],
-            input=f"{domain}\n{owner}\nen\n", text=True, check=True, capture_output=True, timeout=60,
+            input=f"{domain}\n{texts['owner']}\n{texts['panel-language']}\n", text=True, check=True,
+            capture_output=True, timeout=60,
         )
     folder = path / "control"
     changed = False
@@ -140,61 +293,11 @@ def ensure_list(host: ListHost, domain: str, document_list: contract.MailingList
         elif flag not in flags and file.exists():
             file.unlink()
     for name in TEXTS:
-        file, wanted = folder / name, (texts[name] + "\n" if name in texts else None)
-        current = file.read_text(encoding="utf-8") if file.exists() else None
-        if wanted is None and current is not None:
-            file.unlink()
-        elif wanted is not None and wanted != current:
-            file.write_text(wanted, encoding="utf-8")
-            changed = True
+        changed |= _write_if_changed(folder / name, texts[name] + "\n" if name in texts else None)
+    changed |= _sync_texts(path, wanted_texts)
     if changed:
-        _chown_tree(path, ids)
+        _chown_tree(path, _owner_ids(host))
     return path
-
-
-def _actual(path: Path, kind: str) -> set[str]:
-    if kind == "moderator":
-        file = path / "control" / "moderators"
-        return {line.strip() for line in file.read_text().splitlines() if line.strip()} if file.exists() else set()
-    option = ["-d"] if kind == "digest" else []
-    return {line.strip().lower() for line in _run(str(MLMMJ / "mlmmj-list"), "-L", str(path), *option).splitlines()
-            if line.strip()}
-
-
-def _applied(db: sqlite3.Connection, domain: str, name: str, kind: str) -> set[str]:
-    rows = db.execute("SELECT address FROM list_members WHERE domain=? AND list=? AND kind=?", (domain, name, kind))
-    return {address for (address,) in rows}
-
-
-def sync_members(host: ListHost, db: sqlite3.Connection, domain: str, document_list: contract.MailingList) -> None:
-    """Add and remove the members the panel changed since the last apply; leave the others."""
-    name = document_list["name"]
-    path = list_dir(host, domain, name)
-    wanted = {
-        "subscriber": {render.address(a) for a in document_list.get("subscribers", [])},
-        "digest": {render.address(a) for a in document_list.get("digest_subscribers", [])},
-        "moderator": {render.address(a) for a in document_list.get("moderators", [])},
-    }
-    ran = False
-    for kind in ("subscriber", "digest"):
-        before = _applied(db, domain, name, kind)
-        option = ["-d"] if kind == "digest" else []
-        for address in sorted(wanted[kind] - before):
-            _run(str(MLMMJ / "mlmmj-sub"), "-L", str(path), "-a", address, *option, "-f", "-q", "-s")
-            ran = True
-        for address in sorted(before - wanted[kind]):
-            _run(str(MLMMJ / "mlmmj-unsub"), "-L", str(path), "-a", address, *option, "-q", "-s")
-            ran = True
-    if not ran and all(_applied(db, domain, name, kind) == wanted[kind] for kind in KINDS):
-        return
-    _chown_tree(path, _owner_ids(host))
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("DELETE FROM list_members WHERE domain=? AND list=?", (domain, name))
-    db.executemany(
-        "INSERT INTO list_members(domain, list, kind, address) VALUES (?,?,?,?)",
-        [(domain, name, kind, a) for kind, addresses in wanted.items() for a in addresses],
-    )
-    db.execute("COMMIT")
 
 
 def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: set[str]) -> list[str]:
@@ -211,29 +314,6 @@ def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: s
         db.executemany("DELETE FROM list_members WHERE domain=? AND list=?", [(domain, n) for n in removed])
         db.execute("COMMIT")
     return removed
-
-
-def membership_changes(host: ListHost, db: sqlite3.Connection) -> list[contract.ListChange]:
-    """What changed by mail since the last apply, per list: added and removed addresses."""
-    changes = []
-    root = host.mlmmj_root.resolve()
-    if not root.is_dir():
-        return changes
-    for path in sorted(root.glob("*/*")):
-        if not (path / "control" / "listaddress").exists():
-            continue
-        domain, name = path.parent.name, path.name
-        for kind in ("subscriber", "digest"):
-            actual, applied = _actual(path, kind), _applied(db, domain, name, kind)
-            if actual != applied:
-                changes.append({"domain": domain, "list": name, "kind": kind,
-                                "added": sorted(actual - applied), "removed": sorted(applied - actual)})
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("DELETE FROM list_members WHERE domain=? AND list=? AND kind=?", (domain, name, kind))
-                db.executemany("INSERT INTO list_members(domain, list, kind, address) VALUES (?,?,?,?)",
-                               [(domain, name, kind, a) for a in actual])
-                db.execute("COMMIT")
-    return changes
 
 
 def maintain(host: ListHost) -> None:

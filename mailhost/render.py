@@ -181,9 +181,43 @@ class DomainRows:
     names: dict[str, str]  # address -> what holds it: mailbox, robot, forward or list
 
 
+LIST_INTERNAL_DOMAIN = "mlmmj.invalid"
+# The ezmlm-style command addresses of a list (lists moved from QmailAdmin) and the mlmmj command
+# each one is: `news-subscribe@` works as `news+subscribe@`. A list holds these names whatever its
+# options (the panel refuses them to anything else: `list_bases`); `-request` (None here) takes
+# ezmlm's commands in the Subject (mailhost.list_pipe) when the list's request_address is on.
+LIST_SUFFIXES: dict[str, str | None] = {
+    "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+    "digest-subscribe": "subscribe-digest",
+    "digest-unsubscribe": "unsubscribe-digest",
+    "help": "help",
+    "owner": "owner",
+    "request": None,
+}
+MAX_LOCAL = 64  # RFC 5321: a longer sub-address could not be written to anyway
+
+
 def list_internal_address(domain: str, name: str) -> str:
-    """Where a list's mail goes inside Postfix: one address per (domain, list), never a real one."""
-    return f"{local_part(name)}@{domain_name(domain)}.mlmmj.invalid"
+    """Where a list's mail goes inside Postfix: one address per (domain, list), never a real one.
+    It is also the list's second address in mlmmj's control/listaddress, so that mlmmj takes the
+    command of `news+subscribe@<domain>.mlmmj.invalid` (the pipe's Delivered-To)."""
+    return f"{local_part(name)}@{domain_name(domain)}.{LIST_INTERNAL_DOMAIN}"
+
+
+def list_sub_addresses(name: str) -> dict[str, str | None]:
+    """The ezmlm-style local parts a list holds beside its own (`news-subscribe`...), each with
+    its mlmmj command (None: `-request`). Names longer than an SMTP local part are left out."""
+    return {f"{name}-{suffix}": command for suffix, command in LIST_SUFFIXES.items()
+            if len(name) + 1 + len(suffix) <= MAX_LOCAL}
+
+
+def list_bases(local: str) -> set[str]:
+    """The list names of which `local` would be one of the addresses: `news` for `news+x`,
+    `news-subscribe` and `news-digest-subscribe` (both `news-digest` and `news` for the last)."""
+    bases = {local.split("+", 1)[0]} if "+" in local else set()
+    return bases | {local[:-len(suffix) - 1] for suffix in LIST_SUFFIXES
+                    if local.endswith(f"-{suffix}") and len(local) > len(suffix) + 1}
 
 
 # `{SCHEME}` then printable ASCII without space or quote: what Dovecot's schemes produce.
@@ -202,6 +236,27 @@ def _quota(value: Any) -> int:
     if value > MAX_QUOTA_BYTES:
         raise RenderError(f"quota out of range: {value} bytes (at most {MAX_QUOTA_BYTES})")
     return value
+
+
+def _list_rows(domain: str, ml: contract.MailingList, claim: Any, aliases: dict[str, list[str]],
+               transports: dict[str, str]) -> None:
+    """A list's rows: its address and its ezmlm-style ones to mlmmj (`news-subscribe@` as
+    `news+subscribe@`, the `+` form being what mlmmj acts on), `-request` to the pipe that reads
+    the command in the Subject. Every sub-address is claimed whatever the options, so that a
+    delta that turns `-request` off reads (and removes) its row."""
+    name = ml["name"]
+    email = claim(name, "list")
+    internal = list_internal_address(domain, name)
+    aliases[email] = [internal]
+    transports[internal] = f"mlmmj:{domain}/{name}"
+    for sub, command in list_sub_addresses(name).items():
+        sub_email = claim(sub, "list")
+        if command is not None:
+            aliases[sub_email] = [f"{name}+{command}@{domain}.{LIST_INTERNAL_DOMAIN}"]
+        elif ml.get("request_address", True):
+            request = list_internal_address(domain, sub)
+            aliases[sub_email] = [request]
+            transports[request] = f"mlmmjrequest:{domain}/{name}"
 
 
 def rows(document: contract.DomainDocument | contract.DomainDelta) -> DomainRows:
@@ -245,10 +300,7 @@ def rows(document: contract.DomainDocument | contract.DomainDelta) -> DomainRows
             raise RenderError(f"forward without destination: {email}")
         aliases[email] = targets
     for ml in document.get("lists", []):
-        email = claim(ml["name"], "list")
-        internal = list_internal_address(domain, ml["name"])
-        aliases[email] = [internal]
-        transports[internal] = f"mlmmj:{domain}/{ml['name']}"
+        _list_rows(domain, ml, claim, aliases, transports)
     if contract.is_delta(document) and "catchall" not in document:
         return DomainRows(mailboxes, aliases, transports, names)
     catchall = document.get("catchall") or {"mode": "bounce"}

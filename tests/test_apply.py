@@ -195,9 +195,13 @@ def test_present_document_writes_the_rows(cfg: HostConfig) -> None:
         "dave@example.test": "x@remote.test,dave@example.test",  # forward + vacation: answered here
         "sales@example.test": "alice@example.test,z@remote.test",
         "news@example.test": "news@example.test.mlmmj.invalid",
+        **{f"{sub}@example.test": f"news+{command}@example.test.mlmmj.invalid"  # news-subscribe@...
+           for sub, command in render.list_sub_addresses("news").items() if command},
+        "news-request@example.test": "news-request@example.test.mlmmj.invalid",
     }  # erin (disabled) has no forward row; no catch-all row (bounce)
     assert sorted(query(cfg, "SELECT address, domain, transport FROM transports")) == [
         ("discard.invalid", "", "discard:"),
+        ("news-request@example.test.mlmmj.invalid", D, "mlmmjrequest:example.test/news"),
         ("news@example.test.mlmmj.invalid", D, "mlmmj:example.test/news"),
     ]
     # Sieve: only where something is to be done, content exactly as rendered
@@ -839,7 +843,7 @@ def test_list_addresses_of_two_domains_never_collide(cfg: HostConfig) -> None:
         apply(document("shop.xn--p1ai", lists=[{"name": "news", "owner": "owner@example.test"}]), cfg)  # shop.рф
     except RenderError:
         return
-    assert aliases(cfg, "shop.xn--p1ai") == {"news@shop.xn--p1ai": "news@shop.xn--p1ai.mlmmj.invalid"}
+    assert aliases(cfg, "shop.xn--p1ai")["news@shop.xn--p1ai"] == "news@shop.xn--p1ai.mlmmj.invalid"
 
 
 def test_the_cycle_collector_is_paused_during_an_apply_and_back_after_it(

@@ -739,9 +739,24 @@ def model_aliases(doc: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, 
         for f in doc["forwards"]:
             aliases[claim(f["local_part"])] = addresses(f["destinations"])
         for ml in doc["lists"]:
-            internal = f"{ml['name']}@{domain}.mlmmj.invalid"
-            aliases[claim(ml["name"])] = [internal]
-            transports[internal] = f"mlmmj:{domain}/{ml['name']}"
+            name = ml["name"]
+            internal = f"{name}@{domain}.mlmmj.invalid"
+            aliases[claim(name)] = [internal]
+            transports[internal] = f"mlmmj:{domain}/{name}"
+            # The ezmlm-style addresses of lists moved from QmailAdmin, spelled out here on purpose.
+            for suffix, command in (("subscribe", "subscribe"), ("unsubscribe", "unsubscribe"),
+                                    ("digest-subscribe", "subscribe-digest"),
+                                    ("digest-unsubscribe", "unsubscribe-digest"), ("help", "help"),
+                                    ("owner", "owner"), ("request", None)):
+                sub = f"{name}-{suffix}"
+                if len(sub) > 64:
+                    continue
+                if command is not None:
+                    aliases[claim(sub)] = [f"{name}+{command}@{domain}.mlmmj.invalid"]
+                else:
+                    request = f"{sub}@{domain}.mlmmj.invalid"
+                    aliases[claim(sub)] = [request]
+                    transports[request] = f"mlmmjrequest:{domain}/{name}"
         catchall = doc["catchall"] or {"mode": "bounce", "target": ""}
         mode, target = catchall["mode"], catchall["target"]
         if mode == "delete":

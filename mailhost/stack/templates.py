@@ -9,11 +9,12 @@ rest.
 
 from __future__ import annotations
 
-from mailhost import migrate
+from pathlib import Path
+
+from mailhost import list_pipe, migrate
 from mailhost.maps import DOVECOT_AUTH_QUERY, DOVECOT_ITERATE_QUERY, DOVECOT_USER_QUERY, POSTFIX_QUERIES
 from mailhost.stack.config import (
     HOST,
-    MLMMJ_RECEIVE,
     SINK_UNSAFE,
     SYSTEM_PYTHON,
     HostConfig,
@@ -21,6 +22,10 @@ from mailhost.stack.config import (
     StackConfig,
     system_uid,
 )
+
+# Run by the list pipes as user list (stdlib only): the trailer or the -request command, then
+# mlmmj-receive (list_pipe.MLMMJ_RECEIVE).
+LIST_PIPE = Path(list_pipe.__file__).resolve()
 
 # Every map file Postfix reads (name -> SQL query), in postfix_maps_dir/<name>.cf.
 POSTFIX_MAPS = {**POSTFIX_QUERIES, "moving": migrate.POSTFIX_QUERY}
@@ -192,6 +197,7 @@ def postfix_master_cf(config: MailConfig) -> str:
         ("scache", "unix", "-", "-", "n", "-", "1", "scache"),
         ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd"),
         ("mlmmj", "unix", "-", "n", "n", "-", "-", "pipe"),
+        ("mlmmjrequest", "unix", "-", "n", "n", "-", "-", "pipe"),
     ]
     options = {
         submission: [
@@ -202,8 +208,14 @@ def postfix_master_cf(config: MailConfig) -> str:
             "-o smtpd_sender_restrictions=reject_sender_login_mismatch",
             "-o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
         ],
-        # Lists: transport "mlmmj:<domain>/<list>", the list directory is <mlmmj_root>/<domain>/<list>.
-        "mlmmj": [f"flags=ORhu user=list argv={MLMMJ_RECEIVE} -F -L {config.mlmmj_root}/${{nexthop}}"],
+        # Lists: transport "mlmmj:<domain>/<list>", the list directory is <mlmmj_root>/<domain>/<list>;
+        # mailhost.list_pipe adds the trailer, then runs mlmmj-receive. D: mlmmj reads the command
+        # (list+subscribe@...) from Delivered-To when To: holds no list address (news-subscribe@).
+        "mlmmj": [f"flags=DORhu user=list argv={SYSTEM_PYTHON} -I {LIST_PIPE} post "
+                  f"{config.mlmmj_root}/${{nexthop}} ${{recipient}}"],
+        # ezmlm's list-request@: the command in the Subject (transport "mlmmjrequest:<domain>/<list>").
+        "mlmmjrequest": [f"flags=DORhu user=list argv={SYSTEM_PYTHON} -I {LIST_PIPE} request "
+                         f"{config.mlmmj_root}/${{nexthop}} ${{recipient}}"],
     }
     if isinstance(config, StackConfig):
         services.append(("sink", "unix", "-", "n", "n", "-", "-", "pipe"))
