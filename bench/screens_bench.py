@@ -202,7 +202,8 @@ def main() -> None:
                     "search": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"q": "U000042"}),
                     "forwards": measure(client, reverse("mail:forwards", args=[pk]), args.runs),
                     "create_page": measure(client, reverse("lists:mailbox_create", args=[pk]), args.runs),
-                    "create": measure_create(client, reverse("lists:mailbox_create", args=[pk]), max(5, args.runs // 3)),
+                    "create": measure_create(client, reverse("lists:mailbox_create", args=[pk]),
+                                             max(5, args.runs // 3)),
                     "service": measure_service(domain, postmaster, max(5, args.runs // 3)),
                 }
     finally:

@@ -22,6 +22,15 @@ def limit_allows(limit: int, used: int) -> bool:
     return limit == UNLIMITED or used < limit
 
 
+def has_room(limit: int, rows: Any) -> bool:
+    """Whether `rows` (a queryset, counted under the caller's lock) leave room for one more within
+    `limit`: nothing is counted when it is unlimited, and no further than the limit otherwise
+    (the same cost for ten rows or 100,000)."""
+    if limit == UNLIMITED:
+        return True
+    return limit > 0 and rows.order_by().values("pk")[:limit].count() < limit
+
+
 def lock_reseller(reseller_id: int | None) -> Reseller | None:
     """Lock a reseller's row until the end of the transaction (its pool is counted next)."""
     if reseller_id is None:
@@ -169,8 +178,7 @@ def check_domain_limits(pack: Pack) -> None:
     """Raise when the pack or its reseller's pool has no room for one more domain.
 
     Call inside a transaction after `lock_pack`."""
-    used = Domain.objects.filter(pack=pack).count()
-    if not limit_allows(pack.plan.max_domains, used):
+    if not has_room(pack.plan.max_domains, Domain.objects.filter(pack=pack)):
         raise ValidationError(
             _("Maximum number of domains of this pack reached (%(max)d).")
             % {"max": pack.plan.max_domains},
@@ -179,8 +187,7 @@ def check_domain_limits(pack: Pack) -> None:
     reseller_id = pack.customer.reseller_id
     if reseller_id is not None:
         reseller = Reseller.objects.get(pk=reseller_id)
-        used = Domain.objects.filter(pack__customer__reseller_id=reseller_id).count()
-        if not limit_allows(reseller.max_domains, used):
+        if not has_room(reseller.max_domains, Domain.objects.filter(pack__customer__reseller_id=reseller_id)):
             raise ValidationError(
                 _("The reseller has reached its maximum number of domains (%(max)d).")
                 % {"max": reseller.max_domains},

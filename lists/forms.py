@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from lists.models import ArchiveAccess, Language, MailingList, Posting, ReplyTo
-from lists.services import OPTION_FIELDS
+from lists.services import MAX_LIST_NAME, OPTION_FIELDS
 from mail.screen_forms import MailboxCreateForm
 from mail.validators import clean_text, normalize_address
 
@@ -18,21 +18,24 @@ from mail.validators import clean_text, normalize_address
 NOT_ON_MLMMJ = {
     "unsub_confirm": _("The list server always asks for a confirmation by reply before it unsubscribes "
                        "someone: nobody can unsubscribe another person."),
+    "remote_admin": _("The list server has no administration by mail beyond moderation: moderators approve "
+                      "the messages and subscriptions held for them by replying to its mail, and the rest is "
+                      "done on this page."),
 }
 
 OPTION_HELP = {
     "digest": _("Subscribers may choose to receive one digest instead of each message: %(name)s+subscribe-digest@ "
                 "(or %(name)s-digest-subscribe@)."),
     "request_address": _("%(name)s-request@ takes a command in its subject: subscribe, unsubscribe or help."),
-    "remote_admin": _("Moderators approve the messages and subscriptions held for them by replying to the "
-                      "list server's mail."),
-    "remote_admin_list": _("The owner (and the moderators, if they administer the list) may ask for the "
-                           "subscribers by writing to %(name)s+list@."),
-    "private": _("Only the administrators subscribe and unsubscribe people: requests by mail are refused."),
+    "remote_admin_list": _("The list's owner may ask for the subscribers by writing to %(name)s+list@ (the list "
+                           "server answers the owner only, not the moderators)."),
+    "private": _("Only the administrators subscribe people: requests by mail are dropped without an answer. "
+                 "Subscribers may still leave by mail."),
     "sub_confirm": _("A new subscriber must answer a confirmation mail."),
     "sub_moderate": _("A moderator must approve each new subscriber."),
-    "unsub_confirm": _("Without it, anyone could unsubscribe someone else."),
     "archive": _("The list keeps its messages; %(name)s+get-N@ retrieves message N."),
+    "archive_access": _("The list server has no retrieval for moderators only: with \"moderators\", nobody "
+                        "gets old messages by mail."),
 }
 
 
@@ -40,7 +43,7 @@ class ListForm(forms.Form):
     """QmailAdmin's list page: name (when it is made), owner, prefix, who may post, replies,
     trailer, and the list's options."""
 
-    name = forms.CharField(label=_("Mailing list name"), max_length=64, widget=forms.TextInput(
+    name = forms.CharField(label=_("Mailing list name"), max_length=MAX_LIST_NAME, widget=forms.TextInput(
         attrs={"autocapitalize": "none", "autocomplete": "off"}))
     owner = forms.CharField(label=_("List owner"), max_length=320, help_text=_(
         "Receives the list's administrative mail; subscribed to the list when it is made."))
@@ -59,7 +62,8 @@ class ListForm(forms.Form):
                                      "The language of the mail the list server sends: welcome, help, confirmations."))
     digest = forms.BooleanField(label=_("Digest version"), required=False)
     request_address = forms.BooleanField(label=_("-request command address"), required=False, initial=True)
-    remote_admin = forms.BooleanField(label=_("Remote administration by moderators"), required=False)
+    remote_admin = forms.BooleanField(label=_("Remote administration by moderators"), required=False,
+                                      disabled=True)
     remote_admin_list = forms.BooleanField(label=_("Remote administrators may list the subscribers"),
                                            required=False)
     private = forms.BooleanField(label=_("Private list"), required=False)
@@ -161,8 +165,9 @@ class MemberForm(forms.Form):
 class MailboxWithListsForm(MailboxCreateForm):
     """"Nouveau compte Pop" with QmailAdmin's "subscribe to these lists" checkboxes."""
 
-    lists = forms.ModelMultipleChoiceField(label=_("Subscribe to these lists"), required=False,
-                                           queryset=MailingList.objects.none(), widget=forms.CheckboxSelectMultiple)
+    # The queryset is the view's: the domain's lists the seat may see (`visible_to`).
+    lists = forms.ModelMultipleChoiceField(label=_("Subscribe to these lists"), required=False, queryset=None,
+                                           widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args: Any, lists: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -6,20 +6,24 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, Q
 from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.audit import Action
 from hosting.models import Domain
 from lists.models import ArchiveAccess, Language, ListMember, MailingList, MemberKind, Posting, ReplyTo
+from mail.models import Forward, Mailbox, Robot
 from mail.services import claim_name, delete_address, set_fields, touch
 from mail.validators import clean_text, normalize_address
+from mailhost.render import list_bases, list_sub_addresses
 from provisioning.revisions import domain_changed
 
 OPTION_FIELDS = (
     "digest", "remote_admin", "remote_admin_list", "request_address", "private", "sub_confirm", "sub_moderate",
     "unsub_confirm", "archive",
 )
+MAX_LIST_NAME = 45  # 64 minus the longest sub-address suffix, "-digest-unsubscribe"
 MODERATED_POSTING = (Posting.SUBSCRIBERS_MODERATED, Posting.MODERATORS, Posting.MODERATED)
 # The text files of a list the panel lets its owner edit (mlmmj's names, `text/<name>` on the host).
 TEXT_FILES = ("prologue", "help", "finish-sub", "deny-post", "moderate-post", "notify", "digest")
@@ -48,6 +52,29 @@ def _list_fields(*, owner: str, prefix: str, posting: str, reply_to: str, reply_
     }
 
 
+def _check_list_addresses(domain: Domain, local: str) -> None:
+    """A list takes more than its name (which `claim_name` checked): `list+anything` (mlmmj's
+    commands: no "+" in a list's name) and its ezmlm-style addresses (`list-subscribe`...:
+    `render.list_sub_addresses`); none may be a mailbox's, forward's or robot's, nor another
+    list's (`news-digest-subscribe` is list `news`'s, so no list `news-digest` beside it). One query."""
+    if "+" in local:
+        raise ValidationError(_("A list name cannot contain +."), code="invalid")
+    if len(local) > MAX_LIST_NAME:
+        raise ValidationError(_("A list's name has at most %(max)d characters: its addresses (such as "
+                                "name-digest-unsubscribe@) must fit in 64.") % {"max": MAX_LIST_NAME},
+                              code="max_length")
+    subs = set(list_sub_addresses(local))
+    names = Q(local_part__in=subs) | Q(local_part__startswith=f"{local}+")
+    lists = subs | {base for sub in subs for base in list_bases(sub)}
+    if Domain.objects.filter(pk=domain.pk).filter(
+        Exists(Mailbox.objects.filter(names, domain=domain))
+        | Exists(Forward.objects.filter(names, domain=domain))
+        | Exists(Robot.objects.filter(names, domain=domain))
+        | Exists(domain.lists.filter(name__in=lists))
+    ).exists():
+        raise ValidationError(_("Name already used."), code="unique")
+
+
 @transaction.atomic
 def list_create(
     *, domain: Domain, name: str, owner: str, prefix: str = "", posting: str = Posting.SUBSCRIBERS,
@@ -58,6 +85,7 @@ def list_create(
     """Create a list; its owner is subscribed, and made moderator when the list is moderated."""
     _pack, local = claim_name(domain, name, limit="max_lists", rows=MailingList.objects,
                               full=_("Maximum number of mailing lists reached."))
+    _check_list_addresses(domain, local)
     fields = _list_fields(owner=owner, prefix=prefix, posting=posting, reply_to=reply_to,
                           reply_to_address=reply_to_address, trailer=trailer, archive_access=archive_access,
                           language=language, options=options)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lists.views import accounts, lists, members
+from lists.views import accounts, imports, lists, members, moderation
 
 app_name = "lists"
 urlpatterns = [
@@ -12,4 +12,10 @@ urlpatterns = [
     path("domains/<int:pk>/lists/<int:obj>/texts/<slug:name>/", lists.list_text, name="list_text"),
     path("domains/<int:pk>/lists/<int:obj>/members/", members.members, name="members"),
     path("domains/<int:pk>/lists/<int:obj>/members/remove/", members.member_remove, name="member_remove"),
+    path("domains/<int:pk>/lists/<int:obj>/members/import/", imports.member_import, name="member_import"),
+    path("domains/<int:pk>/lists/<int:obj>/members/import/<int:job>/", imports.member_import_status,
+         name="member_import_status"),
+    path("domains/<int:pk>/lists/<int:obj>/members/export/", imports.member_export, name="member_export"),
+    path("domains/<int:pk>/lists/<int:obj>/moderation/", moderation.moderation_queue, name="moderation"),
+    path("domains/<int:pk>/lists/<int:obj>/moderation/<int:held>/", moderation.held_decide, name="held_decide"),
 ]

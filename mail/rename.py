@@ -13,12 +13,18 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Concat
+from django.dispatch import Signal
 from django.utils.translation import gettext as _
 
 from hosting.models import Domain
 from mail import routing_rules
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, Routing
 from provisioning.models import RemovedName
+
+# Sent by `mailbox_rename` inside its transaction (domain, old, new: local parts; revision): the
+# floors above make what names the old address follow it (the lists' members and owners). Each
+# receiver returns the names of what it changed, for the audit row.
+mailbox_renamed = Signal()
 
 
 def pending_renames(domain: Domain) -> QuerySet[Mailbox]:

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from hosting import audit
 from hosting.audit import Action
 from hosting.models import Domain, Pack
-from hosting.services import limit_allows, lock_pack
+from hosting.services import has_room, lock_pack
 from hosting.validators import normalize_domain, parse_quota_mb
 from mail import rename, routing_rules
 from mail.models import (
@@ -35,6 +35,7 @@ from mail.models import (
 )
 from mail.validators import check_new_password, clean_text, normalize_address, normalize_local_part
 from mailhost.passwords import hash_password
+from mailhost.render import list_bases
 from provisioning.models import DomainMove
 from provisioning.revisions import domain_changed
 
@@ -43,13 +44,11 @@ def check_mailbox_limits(pack: Pack) -> None:
     """Raise when the pack, or its reseller's pool, has no room for one more mailbox.
 
     Call inside a transaction after `lock_pack`."""
-    used = Mailbox.objects.filter(domain__pack=pack).count()
-    if not limit_allows(pack.plan.max_mailboxes, used):
+    if not has_room(pack.plan.max_mailboxes, Mailbox.objects.filter(domain__pack=pack)):
         raise ValidationError(_("Maximum number of POP accounts reached."), code="limit")
     reseller = pack.customer.reseller
     if reseller is not None:
-        used = Mailbox.objects.filter(domain__pack__customer__reseller=reseller).count()
-        if not limit_allows(reseller.max_mailboxes, used):
+        if not has_room(reseller.max_mailboxes, Mailbox.objects.filter(domain__pack__customer__reseller=reseller)):
             raise ValidationError(
                 _("The reseller has reached its maximum number of POP accounts."), code="limit"
             )
@@ -57,14 +56,14 @@ def check_mailbox_limits(pack: Pack) -> None:
 
 def address_taken(domain: Domain, local_part: str) -> bool:
     """Whether the name is a mailbox, forward, robot or mailing list of the domain, or a list's
-    sub-address (`list+subscribe`...: mlmmj's commands; the lists app is above mail: its rows
-    are read through the domain's relation `lists`). One query."""
-    base = local_part.split("+", 1)[0]
+    sub-address (`list+anything`: mlmmj's commands; `list-subscribe`...: the ezmlm-style ones,
+    `render.list_bases`; the lists app is above mail: its rows are read through the domain's
+    relation `lists`). One query."""
     return Domain.objects.filter(pk=domain.pk).filter(
         Exists(Mailbox.objects.filter(domain=domain, local_part=local_part))
         | Exists(Forward.objects.filter(domain=domain, local_part=local_part))
         | Exists(Robot.objects.filter(domain=domain, local_part=local_part))
-        | Exists(domain.lists.filter(name__in={local_part, base}))
+        | Exists(domain.lists.filter(name__in={local_part, *list_bases(local_part)}))
     ).exists()
 
 
@@ -72,7 +71,7 @@ def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str) -
     """Lock the pack, check the plan's `limit` against the pack's `rows`, then the name's syntax
     and that it is free in the domain (QmailAdmin's order). Returns the locked pack and the name."""
     pack = lock_pack(domain.pack_id)
-    if not limit_allows(getattr(pack.plan, limit), rows.filter(domain__pack=pack).count()):
+    if not has_room(getattr(pack.plan, limit), rows.filter(domain__pack=pack)):
         raise ValidationError(full, code="limit")
     local = normalize_local_part(name)
     if address_taken(domain, local):
@@ -354,6 +353,9 @@ def mailbox_rename(
         for name, value in fields.items():
             setattr(target, name, value)
     updated = rename.repoint(domain, old, new, revision)
+    for _receiver, changed in rename.mailbox_renamed.send(sender=Mailbox, domain=domain, old=old, new=new,
+                                                          revision=revision):
+        updated += changed
     audit.record(acting_user, Action.MAILBOX_RENAME, current, changes={"local_part": [old, new]},
                  redirects_updated=updated)
     return current
@@ -379,7 +381,7 @@ def mailbox_delete(
     else:
         destinations = []
         routing_rules.check_removal(domain=domain, local=local)
-    if destinations and not limit_allows(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack).count()):
+    if destinations and not has_room(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack)):
         raise ValidationError(_("Maximum number of forwards reached."), code="limit")
     audit.record(acting_user, Action.MAILBOX_DELETE, mailbox, redirect_to=redirect_to)
     mailbox.delete()

@@ -20,7 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from hosting import audit
-from lists.models import MailingList
+from lists.models import HeldMessage, MailingList, MemberImport
 from mail.models import Forward, Robot
 from tests.conftest import ROLES, Cast, client_for
 
@@ -59,6 +59,17 @@ def of_list_a(cast: Cast) -> dict[str, Any]:
     return {"pk": cast.a.domain.pk, "obj": list_of_a(cast).pk}
 
 
+def of_import_a(cast: Cast) -> dict[str, Any]:
+    job = MemberImport.objects.get_or_create(mailing_list=list_of_a(cast), defaults={"state": "done"})[0]
+    return {**of_list_a(cast), "job": job.pk}
+
+
+def of_held_a(cast: Cast) -> dict[str, Any]:
+    held = HeldMessage.objects.get_or_create(mailing_list=list_of_a(cast), key="0123456789abcdef",
+                                             defaults={"kind": "post", "sender": "alpha-poster@elsewhere.test"})[0]
+    return {**of_list_a(cast), "held": held.pk}
+
+
 @dataclass
 class Spec:
     ok: set[str]
@@ -85,6 +96,13 @@ PANEL: dict[str, Spec] = {
     # Removing an address that is not a member changes nothing: back to the members' page.
     "lists:member_remove": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_list_a,
                                 data={"address": "nobody@elsewhere.test"}),
+    "lists:member_import": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "lists:member_import_status": Spec(ok=MANAGERS_OF_A, kwargs=of_import_a),
+    "lists:member_export": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "lists:moderation": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    # The first decision is taken, the others are refused with a message: back to the queue each time.
+    "lists:held_decide": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_held_a,
+                              data={"decision": "reject"}),
     # The client area's acts on a pack's mail: the people who see the pack, never a mailbox.
     "mail:domain_add": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
     "mail:postmaster_reset": Spec(ok={OPERATOR, SUPPORT, RA, CA}, method="post",

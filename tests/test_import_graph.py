@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 # Function-level imports of project modules that are allowed, with the reason. Keep it short.
 ALLOWED_LOCAL_IMPORTS = {
     ("mail/apps.py", "mail.signals"): "Django connects receivers in AppConfig.ready(), once every model is loaded",
+    ("lists/apps.py", "lists.signals"): "the same, for the lists' receivers",
 }
 
 

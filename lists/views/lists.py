@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 from django_tables2 import RequestConfig
 
-from lists import services
+from lists import moderation, services
 from lists.access import get_list_in
 from lists.forms import TEXT_LABELS, ListForm, ListTextForm
 from lists.models import MailingList, MemberKind
@@ -87,7 +87,8 @@ def list_modify(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpRespo
     counts = dict(mailing_list.members.values_list("kind").annotate(n=Count("pk")).values_list("kind", "n"))
     kinds = [(kind, label, counts.get(kind, 0)) for kind, label in MemberKind.choices]
     state, error = sync_state(getattr(ctx.domain, "sync", None), mailing_list.revision)
-    held = mailing_list.held.filter(decision="pending")[:20]
+    moderation.ask_report(mailing_list)  # what the host holds now shows on the next visit
+    held = moderation.held_of(mailing_list)[:20]
     return render(request, "lists/list_form.html", ctx.page(
         form=form, mailing_list=mailing_list, state=state, error=error, kinds=kinds, held=held,
         addresses=list_addresses(mailing_list),
