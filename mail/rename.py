@@ -33,15 +33,17 @@ def pending_renames(domain: Domain) -> QuerySet[Mailbox]:
     return Mailbox.objects.filter(domain=domain, renamed_revision__gt=0)
 
 
-def check_home_free(domain: Domain, local: str) -> None:
-    """Refuse to give `local` a home (a mailbox, a robot, a rename's new name) while the host may
-    still hold another's mail there: the previous name of a renamed mailbox whose mail it may still
-    be moving, or a name whose deletion it has not confirmed (the deleted mailbox's Maildir is still
-    in place: the new account would see its mail). One query."""
-    renaming, pending = Domain.objects.filter(pk=domain.pk).annotate(
-        renaming=Exists(pending_renames(domain).filter(renamed_from=local)),
-        pending=Exists(RemovedName.objects.filter(domain=domain, name=local)),
-    ).values_list("renaming", "pending").get()
+def home_checks(domain: Domain, local: str) -> dict[str, Exists]:
+    """What may still hold another's mail at `local`'s home on the host, as annotations of one
+    query (see `refuse_busy_home`): the previous name of a renamed mailbox whose mail the host may
+    still be moving, a name whose deletion it has not confirmed (the deleted mailbox's Maildir is
+    still in place: a new account would see its mail)."""
+    return {"renaming": Exists(pending_renames(domain).filter(renamed_from=local)),
+            "pending": Exists(RemovedName.objects.filter(domain=domain, name=local))}
+
+
+def refuse_busy_home(local: str, *, renaming: bool, pending: bool) -> None:
+    """Refuse to give `local` a home (a mailbox, a robot, a rename's new name) on `home_checks`' answer."""
     if renaming:
         raise ValidationError(
             _("%(name)s was renamed a moment ago: its mail is still moving to the new name on the mail "

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Sum
+from django.db.models import BooleanField, Exists, ExpressionWrapper, Q, Sum
 from django.utils.translation import gettext as _
 
 from hosting import audit
@@ -54,28 +54,45 @@ def check_mailbox_limits(pack: Pack) -> None:
             )
 
 
-def address_taken(domain: Domain, local_part: str) -> bool:
-    """Whether the name is a mailbox, forward, robot or mailing list of the domain, or a list's
+def _holders(domain: Domain, local_part: str) -> Q:
+    """The name is a mailbox, forward, robot or mailing list of the domain, or a list's
     sub-address (`list+anything`: mlmmj's commands; `list-subscribe`...: the ezmlm-style ones,
     `render.list_bases`; the lists app is above mail: its rows are read through the domain's
-    relation `lists`). One query."""
-    return Domain.objects.filter(pk=domain.pk).filter(
-        Exists(Mailbox.objects.filter(domain=domain, local_part=local_part))
-        | Exists(Forward.objects.filter(domain=domain, local_part=local_part))
-        | Exists(Robot.objects.filter(domain=domain, local_part=local_part))
-        | Exists(domain.lists.filter(name__in={local_part, *list_bases(local_part)}))
-    ).exists()
+    relation `lists`)."""
+    return (Exists(Mailbox.objects.filter(domain=domain, local_part=local_part))
+            | Exists(Forward.objects.filter(domain=domain, local_part=local_part))
+            | Exists(Robot.objects.filter(domain=domain, local_part=local_part))
+            | Exists(domain.lists.filter(name__in={local_part, *list_bases(local_part)})))
 
 
-def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str) -> tuple[Pack, str]:
+def address_taken(domain: Domain, local_part: str) -> bool:
+    """Whether something of the domain holds the name (`_holders`). One query."""
+    return Domain.objects.filter(pk=domain.pk).filter(_holders(domain, local_part)).exists()
+
+
+def check_name_free(domain: Domain, local: str, *, home: bool = False) -> None:
+    """Refuse a name something of the domain holds ("Name already used."), and with `home` (it gets
+    a home on the host: a mailbox, a robot) one the host may still use for another's mail
+    (`rename.home_checks`). One query."""
+    checks = {"taken": ExpressionWrapper(_holders(domain, local), output_field=BooleanField()),
+              **(rename.home_checks(domain, local) if home else {})}
+    found = Domain.objects.filter(pk=domain.pk).annotate(**checks).values(*checks).get()
+    if found["taken"]:
+        raise ValidationError(_("Name already used."), code="unique")
+    if home:
+        rename.refuse_busy_home(local, renaming=found["renaming"], pending=found["pending"])
+
+
+def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str,
+               home: bool = False) -> tuple[Pack, str]:
     """Lock the pack, check the plan's `limit` against the pack's `rows`, then the name's syntax
-    and that it is free in the domain (QmailAdmin's order). Returns the locked pack and the name."""
+    and that it is free in the domain (QmailAdmin's order; `home`: see `check_name_free`).
+    Returns the locked pack and the name."""
     pack = lock_pack(domain.pack_id)
     if not has_room(getattr(pack.plan, limit), rows.filter(domain__pack=pack)):
         raise ValidationError(full, code="limit")
     local = normalize_local_part(name)
-    if address_taken(domain, local):
-        raise ValidationError(_("Name already used."), code="unique")
+    check_name_free(domain, local, home=home)
     return pack, local
 
 
@@ -117,9 +134,7 @@ def mailbox_create(
     pack = lock_pack(domain.pack_id)
     check_mailbox_limits(pack)
     local = normalize_local_part(local_part)
-    if address_taken(domain, local):
-        raise ValidationError(_("Name already used."), code="unique")
-    rename.check_home_free(domain, local)
+    check_name_free(domain, local, home=True)
     check_new_password(password)
     quota = resolve_quota(pack, quota_mb)
     revision = domain_changed(domain)
@@ -335,9 +350,7 @@ def mailbox_rename(
     if DomainMove.objects.open().filter(domain=domain).exists():
         raise ValidationError(_("This domain is moving to another mail host: rename its accounts once the "
                                 "move is done."), code="moving")
-    if address_taken(domain, new):
-        raise ValidationError(_("Name already used."), code="unique")
-    rename.check_home_free(domain, new)
+    check_name_free(domain, new, home=True)
     if current.routing == Routing.FORWARD:
         routing_rules.check_redirect(domain=domain, local=new, destinations=current.forward_to)
     routing_rules.check_rename(domain=domain, local=old)
@@ -463,8 +476,7 @@ def robot_create(
     reply_hours: int | str = ROBOT_REPLY_HOURS_DEFAULT, acting_user: Any
 ) -> Robot:
     _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
-                              full=_("Maximum number of mail robots reached."))
-    rename.check_home_free(domain, local)
+                              full=_("Maximum number of mail robots reached."), home=True)
     fields = _robot_fields(domain, local, subject=subject, message=message, copy_to=copy_to, reply_hours=reply_hours)
     robot = Robot.objects.create(domain=domain, local_part=local, revision=domain_changed(domain), **fields)
     audit.record(acting_user, Action.ROBOT_CREATE, robot)
