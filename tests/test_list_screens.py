@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from hosting.models import AuditEvent, Plan
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
@@ -19,17 +18,9 @@ from lists.services import list_create
 from mail.models import Mailbox
 from mail.services import forward_create
 from tests.conftest import Cast, client_for
+from tests.test_screens import NEW_PASSWORD, text, url
 
 pytestmark = pytest.mark.django_db
-NEW_PASSWORD = "Nouveau-Mot-2026!"  # noqa: S105 - a test account's
-
-
-def url(name: str, cast: Cast, *args: Any) -> str:
-    return reverse(name, args=[cast.a.domain.pk, *args])
-
-
-def text(response: Any) -> str:
-    return response.content.decode()
 
 
 def settings_data(**changes: Any) -> dict[str, Any]:
