@@ -41,6 +41,9 @@ INLINE_LINES = 2000
 MAX_LINE = 1000  # characters: a longer line is invalid without being read further
 SHOWN_INVALID = 200  # invalid lines kept for the report (all are counted)
 SHOWN_TEXT = 200  # characters of an invalid line kept for the report
+# Shown as U+FFFD in the report: control characters and lone surrogates (PostgreSQL's JSON refuses
+# a NUL, and none of them is readable on the page anyway).
+UNSHOWABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 BATCH = 2000
 TASK = "lists.import_members"
 SOURCES = ("paste", "csv")
@@ -150,7 +153,7 @@ class _Tally:
     def _refuse(self, number: int, line: str) -> None:
         self.invalid_count += 1
         if len(self.invalid) < SHOWN_INVALID:
-            self.invalid.append([number, line[:SHOWN_TEXT]])
+            self.invalid.append([number, UNSHOWABLE.sub("\ufffd", line[:SHOWN_TEXT])])
 
     def batch(self, rows: list[tuple[int, str]]) -> None:
         """Check a batch of lines and insert its new members (two queries)."""

@@ -154,6 +154,7 @@ def test_a_hostile_csv_adds_its_valid_addresses_and_nothing_else(cast: Cast, new
     job = MemberImport.objects.get(mailing_list=news)
     assert job.added == 3 and len(job.invalid) == job.total - 3
     assert all(len(text) <= imports.SHOWN_TEXT for _n, text in job.invalid)
+    assert "\ufffdnul@example.test" in [text for _n, text in job.invalid]  # a NUL, shown (and storable)
 
 
 def test_an_oversize_file_is_refused_with_a_clear_error_and_writes_nothing(cast: Cast, news: MailingList) -> None:
