@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mailhost import maps, migrate
+from mailhost import list_pipe, maps, migrate
 from mailhost.stack import (
     HostConfig,
     StackConfig,
@@ -195,6 +195,16 @@ def test_the_sql_queries_are_the_test_stacks(host: HostConfig) -> None:
         assert text == postfix_map_cf(host, query)
         assert queries(text) == queries(postfix_map_cf(stack, query)) == [f"query = {query}"]
         assert f"dbpath = {host.maps_db}" in text
+
+
+def test_the_list_pipes_run_a_copy_beside_postfixs_config(host: HostConfig) -> None:
+    """User list runs the list pipe: never from the agent's checkout, which may be out of its reach
+    (a checkout under /root), but from a copy beside Postfix's config, world-readable."""
+    files = {file.path: file for file in production_files(host, PASSWORD)}
+    pipe = files[host.list_pipe_script]
+    assert pipe.text == Path(list_pipe.__file__).read_text(encoding="utf-8") and pipe.mode == 0o755
+    master = files[host.postfix_dir / "master.cf"].text
+    assert master.count(f"-I {host.list_pipe_script} ") == 2 and str(Path(list_pipe.__file__)) not in master
 
 
 def test_no_test_stack_piece_in_the_production_files(host: HostConfig) -> None:

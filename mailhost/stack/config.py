@@ -54,6 +54,12 @@ class MailPaths:
         return self.postfix_dir / "sqlite"
 
     @property
+    def list_pipe_script(self) -> Path:
+        """A copy of `mailhost.list_pipe` beside Postfix's config, which the list pipes run as user
+        list: the agent's own files may sit where that user cannot read (a checkout under /root)."""
+        return self.postfix_dir / "mailpanel-list-pipe.py"
+
+    @property
     def dovecot_conf(self) -> Path:
         return self.dovecot_dir / "dovecot.conf"
 

@@ -173,6 +173,7 @@ def write_layout(config: StackConfig) -> None:
     make_dir(config.postfix_data, 0o700, "postfix", "postfix")
     write_file(config.postfix_dir / "main.cf", templates.postfix_main_cf(config))
     write_file(config.postfix_dir / "master.cf", templates.postfix_master_cf(config))
+    write_file(config.list_pipe_script, templates.list_pipe_script(), 0o755)
     make_dir(config.postfix_maps_dir, 0o750, "root", "postfix")
     for name, query in templates.POSTFIX_MAPS.items():
         text = templates.postfix_map_cf(config, query)

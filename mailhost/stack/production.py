@@ -37,6 +37,7 @@ def production_files(config: HostConfig, password: str) -> list[ConfigFile]:
     files = [
         ConfigFile(config.postfix_dir / "main.cf", templates.postfix_main_cf(config)),
         ConfigFile(config.postfix_dir / "master.cf", templates.postfix_master_cf(config)),
+        ConfigFile(config.list_pipe_script, templates.list_pipe_script(), 0o755),
     ]
     for name, query in templates.POSTFIX_MAPS.items():
         text = templates.postfix_map_cf(config, query)

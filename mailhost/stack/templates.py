@@ -23,9 +23,12 @@ from mailhost.stack.config import (
     system_uid,
 )
 
-# Run by the list pipes as user list (stdlib only): the trailer or the -request command, then
-# mlmmj-receive (list_pipe.MLMMJ_RECEIVE).
-LIST_PIPE = Path(list_pipe.__file__).resolve()
+
+def list_pipe_script() -> str:
+    """What the list pipes run as user list (stdlib only; copied to `config.list_pipe_script`):
+    the trailer or the -request command, then mlmmj-receive (list_pipe.MLMMJ_RECEIVE)."""
+    return Path(list_pipe.__file__).read_text(encoding="utf-8")
+
 
 # Every map file Postfix reads (name -> SQL query), in postfix_maps_dir/<name>.cf.
 POSTFIX_MAPS = {**POSTFIX_QUERIES, "moving": migrate.POSTFIX_QUERY}
@@ -211,10 +214,10 @@ def postfix_master_cf(config: MailConfig) -> str:
         # Lists: transport "mlmmj:<domain>/<list>", the list directory is <mlmmj_root>/<domain>/<list>;
         # mailhost.list_pipe adds the trailer, then runs mlmmj-receive. D: mlmmj reads the command
         # (list+subscribe@...) from Delivered-To when To: holds no list address (news-subscribe@).
-        "mlmmj": [f"flags=DORhu user=list argv={SYSTEM_PYTHON} -I {LIST_PIPE} post "
+        "mlmmj": [f"flags=DORhu user=list argv={SYSTEM_PYTHON} -I {config.list_pipe_script} post "
                   f"{config.mlmmj_root}/${{nexthop}} ${{recipient}}"],
         # ezmlm's list-request@: the command in the Subject (transport "mlmmjrequest:<domain>/<list>").
-        "mlmmjrequest": [f"flags=DORhu user=list argv={SYSTEM_PYTHON} -I {LIST_PIPE} request "
+        "mlmmjrequest": [f"flags=DORhu user=list argv={SYSTEM_PYTHON} -I {config.list_pipe_script} request "
                          f"{config.mlmmj_root}/${{nexthop}} ${{recipient}}"],
     }
     if isinstance(config, StackConfig):
