@@ -48,7 +48,6 @@ from mailhost.render import CONTROL_CHARS, RenderError
 MLMMJ = Path("/usr/bin")
 TEXT_SKELETONS = Path("/usr/share/mlmmj/text.skel")
 LANGUAGE_RE = re.compile(r"^[a-z]{2}(-[a-z]{2})?\Z")
-KINDS = ("subscriber", "digest", "moderator")
 FLAGS = ("subonlypost", "modonlypost", "moderated", "modnonsubposts", "nodigestsub", "closedlist", "closedlistsub",
          "nosubconfirm", "submod", "noarchive", "subonlyget", "noget", "nolistsubsemail")
 # Control files written from the document; "footer" is mlmmj's own footer, never written (and
@@ -234,12 +233,6 @@ def _chown_tree(path: Path, ids: tuple[int, int] | None) -> None:
         os.chown(folder, *ids)
         for name in dirs + files:
             os.chown(os.path.join(folder, name), *ids, follow_symlinks=False)
-
-
-def _run(*args: str) -> str:
-    return subprocess.run(  # noqa: S603 - mlmmj programs by absolute path, validated arguments
-        list(args), check=True, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-    ).stdout
 
 
 def _write_if_changed(file: Path, wanted: str | None) -> bool:
