@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,8 @@ from lists.models import ImportState, ListMember, MailingList, MemberImport, Mem
 from mail.models import Mailbox
 from mail.validators import normalize_local_part
 from provisioning.revisions import domain_changed
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 INLINE_LINES = 2000
@@ -253,8 +256,9 @@ def run_import(import_id: int, text: str, source: str, actor: list[Any]) -> None
                 tally.batch(rows[start:start + BATCH])
                 MemberImport.objects.filter(pk=job.pk).update(**tally.fields())
         state, error = ImportState.DONE, ""
-    except Exception as failure:  # noqa: BLE001 - shown on the import's page, what was added stays
-        state, error = ImportState.FAILED, f"{type(failure).__name__}: {failure}"[:2000]
+    except Exception as failure:  # noqa: BLE001 - the import's page says it stopped; what was added stays
+        log.exception("import %s into %s stopped", job.pk, job.mailing_list)
+        state, error = ImportState.FAILED, f"{type(failure).__name__}: {failure}"[:2000]  # for support
     with transaction.atomic():
         MemberImport.objects.filter(pk=job.pk).update(state=state, error=error, total=len(rows), **tally.fields())
         _finish(tally, job, _actor(actor))

@@ -212,6 +212,36 @@ def test_a_long_import_runs_in_the_task_and_shows_its_progress(cast: Cast, news:
     assert 'http-equiv="refresh"' not in client.get(response["Location"]).content.decode()
 
 
+def test_a_long_import_that_fails_keeps_what_it_added_and_says_it_stopped(
+        cast: Cast, news: MailingList, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A batch that fails (here the database refusing the second one) stops the import: the first
+    batch stays, with its revision and audit row; the page says so in the user's language, without
+    the technical error (that goes to the log, and to support on the import's row)."""
+    sent: list[list[Any]] = []
+    monkeypatch.setattr(imports.panel_app, "send_task", lambda name, args: sent.append(args))
+    monkeypatch.setattr(imports, "BATCH", 1000)
+    addresses = [f"reader{n}@example.test" for n in range(imports.INLINE_LINES + 500)]
+    client = client_for(cast, DA, "fr")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("member_import", news), {"kind": "subscriber", "text": "\n".join(addresses)})
+    batch = imports._Tally.batch
+
+    def second_fails(tally: Any, rows: list[Any]) -> None:
+        if tally.done:
+            raise RuntimeError("secret internal detail")
+        batch(tally, rows)
+
+    monkeypatch.setattr(imports._Tally, "batch", second_fails)
+    tasks.import_members(*sent[0])
+    job = MemberImport.objects.get(mailing_list=news)
+    assert (job.state, job.added, len(members(news))) == (ImportState.FAILED, 1000, 1000)
+    assert "secret internal detail" in job.error and "secret internal detail" in caplog.text
+    assert len(import_events(news)) == 1
+    page = client.get(response["Location"]).content.decode()
+    assert "est arrêté avant la fin" in page and "secret internal detail" not in page
+
+
 DOMAINS = st.sampled_from(["example.test", "EXAMPLE.test", "bücher.test", "ex_ample.test", "a", "",
                            "xn--bcher-kva.test", "example.test.", "раураl.com"])
 LOCALS = st.text(alphabet=st.sampled_from(list("aZ0._+-@ \"<>é\t")), max_size=12)
