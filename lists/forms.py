@@ -7,9 +7,11 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from lists.models import ArchiveAccess, Language, MailingList, Posting, ReplyTo
+from lists import imports
+from lists.models import ArchiveAccess, Language, MailingList, MemberKind, Posting, ReplyTo
 from lists.services import MAX_LIST_NAME, OPTION_FIELDS
 from mail.screen_forms import MailboxCreateForm
 from mail.validators import clean_text, normalize_address
@@ -176,3 +178,38 @@ class MailboxWithListsForm(MailboxCreateForm):
         else:
             self.fields["lists"].queryset = lists
 
+
+
+def member_kind(value: str | None) -> str:
+    """The kind of member a page is about (`?kind=`): subscribers unless it names another."""
+    return value if value in MemberKind.values else MemberKind.SUBSCRIBER
+
+
+MB = 1024 * 1024
+PASTE_MAX_CHARS = 2_000_000  # under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): more goes in a file
+
+
+class ImportForm(forms.Form):
+    kind = forms.ChoiceField(label=gettext_lazy("Import as"), choices=MemberKind.choices)
+    text = forms.CharField(
+        label=gettext_lazy("Addresses"), required=False, max_length=PASTE_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=gettext_lazy("One address a line, or Name <address>."))
+    file = forms.FileField(
+        label=gettext_lazy("Or a CSV file"), required=False,
+        help_text=gettext_lazy("A column of addresses, separated by ; or , (at most 5 MB)."))
+
+    def clean_file(self) -> bytes | None:
+        upload = self.cleaned_data.get("file")
+        if upload is None:
+            return None
+        if upload.size > imports.MAX_UPLOAD_BYTES:
+            raise ValidationError(_("The file is too large (at most %(max)d MB)."), code="too_large",
+                                  params={"max": imports.MAX_UPLOAD_BYTES // MB})
+        return upload.read(imports.MAX_UPLOAD_BYTES + 1)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("file") and data.get("text", "").strip():
+            raise ValidationError(_("Paste addresses or choose a file, not both."), code="both")
+        return data

@@ -3,58 +3,23 @@ the CSV export."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from lists import export, imports
 from lists.access import get_list_in
+from lists.forms import ImportForm, member_kind
 from lists.models import ImportState, MemberImport, MemberKind
 from mail.views.domain import DomainContext, apply_changes, domain_screen
-
-MB = 1024 * 1024
-PASTE_MAX_CHARS = 2_000_000  # under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): more goes in a file
-
-
-class ImportForm(forms.Form):
-    kind = forms.ChoiceField(label=gettext_lazy("Import as"), choices=MemberKind.choices)
-    text = forms.CharField(
-        label=gettext_lazy("Addresses"), required=False, max_length=PASTE_MAX_CHARS,
-        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "autocomplete": "off"}),
-        help_text=gettext_lazy("One address a line, or Name <address>."))
-    file = forms.FileField(
-        label=gettext_lazy("Or a CSV file"), required=False,
-        help_text=gettext_lazy("A column of addresses, separated by ; or , (at most 5 MB)."))
-
-    def clean_file(self) -> bytes | None:
-        upload = self.cleaned_data.get("file")
-        if upload is None:
-            return None
-        if upload.size > imports.MAX_UPLOAD_BYTES:
-            raise ValidationError(_("The file is too large (at most %(max)d MB)."), code="too_large",
-                                  params={"max": imports.MAX_UPLOAD_BYTES // MB})
-        return upload.read(imports.MAX_UPLOAD_BYTES + 1)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if data.get("file") and data.get("text", "").strip():
-            raise ValidationError(_("Paste addresses or choose a file, not both."), code="both")
-        return data
 
 
 @require_http_methods(["GET", "POST"])
 @domain_screen
 def member_import(request: HttpRequest, ctx: DomainContext, obj: int) -> HttpResponse:
     mailing_list = get_list_in(ctx.seat, ctx.domain, obj)
-    kind = request.GET.get("kind")
     form = ImportForm(request.POST if request.method == "POST" else None, request.FILES or None,
-                      initial={"kind": kind if kind in MemberKind.values else MemberKind.SUBSCRIBER})
+                      initial={"kind": member_kind(request.GET.get("kind"))})
     job: list[MemberImport] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -86,8 +51,7 @@ def member_import_status(request: HttpRequest, ctx: DomainContext, obj: int, job
 @domain_screen
 def member_export(request: HttpRequest, ctx: DomainContext, obj: int) -> StreamingHttpResponse:
     mailing_list = get_list_in(ctx.seat, ctx.domain, obj)
-    kind = request.GET.get("kind")
-    kind = kind if kind in MemberKind.values else MemberKind.SUBSCRIBER
+    kind = member_kind(request.GET.get("kind"))
     response = StreamingHttpResponse(export.csv_rows(ctx.seat, mailing_list, kind),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{export.file_name(mailing_list, kind)}"'

@@ -14,7 +14,7 @@ from django_tables2 import RequestConfig
 
 from lists import services
 from lists.access import get_list_in
-from lists.forms import MemberForm
+from lists.forms import MemberForm, member_kind
 from lists.models import ListMember, MemberKind
 from lists.tables import MemberTable
 from mail.views.domain import DomainContext, apply_changes, domain_screen
@@ -27,8 +27,7 @@ HEADINGS = {
 
 
 def _kind(request: HttpRequest) -> str:
-    kind = request.GET.get("kind") or request.POST.get("kind") or MemberKind.SUBSCRIBER
-    return kind if kind in MemberKind.values else MemberKind.SUBSCRIBER
+    return member_kind(request.GET.get("kind") or request.POST.get("kind"))
 
 
 @require_http_methods(["GET", "POST"])
