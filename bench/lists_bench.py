@@ -7,7 +7,7 @@ Measures:
   2. a post to a list of 5,000 outside members: from the SMTP submission until the sink (the
      stack's stand-in for the Internet) holds every recipient's copy: mlmmj handed each to
      Postfix, which delivered it;
-  3. the members page (`lists:members`, kind subscriber, page 1, page 20, a search) at 100, 5,000
+  3. the members page (`screens:members`, kind subscriber, page 1, page 20, a search) at 100, 5,000
      and 50,000 members: SQL queries and p50 time.
 
 Run as root (it starts Postfix, Dovecot, mlmmj and two Celery workers), about 3 minutes:
@@ -58,7 +58,16 @@ from mail.services import mailbox_create  # noqa: E402
 from mailhost.list_members import read_members  # noqa: E402
 from mailhost.stack import StackConfig, down, install_packages, sink_dirname, up  # noqa: E402
 from provisioning import revisions  # noqa: E402
-from provisioning.domains import domain_create  # noqa: E402
+from provisioning.domains import domain_create as create_domain  # noqa: E402
+from provisioning.domains import domain_verify  # noqa: E402
+
+
+def domain_create(*, pack, name: str, acting_user):
+    """A domain the bench's host serves: created, then proven by hand (issue 15: a domain not
+    proven its customer's is not served, and no DNS proves a .test name)."""
+    domain = create_domain(pack=pack, name=name, acting_user=acting_user)
+    domain_verify(domain=domain, acting_user=acting_user)
+    return domain
 from provisioning.models import DomainSync  # noqa: E402
 from tests.e2e.mailclient import send  # noqa: E402
 from tests.e2e.workers import make_workers, started  # noqa: E402
@@ -103,7 +112,7 @@ def bench_import(pack, operator, stack, size: int) -> dict[str, float]:
     client = admin_client(postmaster)
     data = "email;name\n" + "".join(f"reader{n}@far{n % 97}.test;Reader {n}\n" for n in range(size))
     upload = SimpleUploadedFile("members.csv", data.encode(), content_type="text/csv")
-    url = reverse("lists:member_import", args=[domain.pk, mailing_list.pk])
+    url = reverse("screens:member_import", args=[domain.pk, mailing_list.pk])
     start = time.monotonic()
     response = client.post(url, {"kind": "subscriber", "file": upload})
     posted = time.monotonic() - start
@@ -160,7 +169,7 @@ def bench_members_page(pack, operator, size: int, runs: int) -> dict[str, tuple[
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE lists_listmember")
     client = admin_client(postmaster)
-    base = reverse("lists:members", args=[domain.pk, mailing_list.pk])
+    base = reverse("screens:members", args=[domain.pk, mailing_list.pk])
     pages = {"page 1": "?kind=subscriber", "page 2": "?kind=subscriber&page=2",
              'search "u000042@"': "?kind=subscriber&q=u000042%40"}
     figures = {}

@@ -88,6 +88,30 @@ def settle() -> None:
                 cursor.execute(f"VACUUM ANALYZE {table}")  # noqa: S608 - fixed table names
 
 
+def publish(lines: list[str], path: str | None) -> None:
+    """Print the figures, and append them to the Markdown file `path` when given."""
+    print("\n".join(lines))
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("\n" + "\n".join(lines) + "\n")
+
+
+def bench_domain(label: str, size: int) -> tuple[Domain, Mailbox, User]:
+    """A domain of `size` mailboxes (`fill`, then `settle`) in a pack of its own, on the mail host
+    and the unlimited plan named after `label` (made once); its postmaster and the operator."""
+    host, _ = MailHost.objects.get_or_create(name=f"{label.lower()}-bench")
+    operator = User.objects.filter(email="bench@panel.test").first() or User.objects.create_superuser(
+        email="bench@panel.test", password=None)
+    plan, _ = Plan.objects.get_or_create(name=f"{label} bench", reseller=None, defaults=dict(
+        max_domains=-1, max_mailboxes=-1, max_forwards=-1, max_robots=-1, max_lists=-1))
+    customer = customer_create(reseller=None, name=f"{label} {size}", acting_user=operator)
+    pack = pack_create(customer=customer, plan=plan, mail_host=host, acting_user=operator)
+    domain = domain_create(pack=pack, name=f"{label.lower()}{size}-{os.getpid()}.test", acting_user=operator)
+    postmaster = fill(domain, size)
+    settle()
+    return domain, postmaster, operator
+
+
 def admin_client(postmaster: Mailbox) -> Client:
     client = Client(HTTP_ACCEPT_LANGUAGE="fr")
     session = client.session
@@ -176,33 +200,24 @@ def main() -> None:
     sizes = [int(n) for n in args.sizes.split(",") if n]
 
     call_command("migrate", verbosity=0)
-    host, _ = MailHost.objects.get_or_create(name="screens-bench")
-    operator = User.objects.filter(email="bench@panel.test").first() or User.objects.create_superuser(
-        email="bench@panel.test", password=None)
-    plan, _ = Plan.objects.get_or_create(name="Screens bench", reseller=None, defaults=dict(
-        max_domains=-1, max_mailboxes=-1, max_forwards=-1, max_robots=-1, max_lists=-1))
     figures: dict[int, dict[str, dict[str, float]]] = {}
     made: list[Domain] = []
     try:
         for size in sizes:
-            customer = customer_create(reseller=None, name=f"Screens {size}", acting_user=operator)
-            pack = pack_create(customer=customer, plan=plan, mail_host=host, acting_user=operator)
-            domain = domain_create(pack=pack, name=f"screens{size}-{os.getpid()}.test", acting_user=operator)
+            domain, postmaster, _operator = bench_domain("Screens", size)
             made.append(domain)
-            postmaster = fill(domain, size)
-            settle()
             client = admin_client(postmaster)
             pk = domain.pk
             static = {**settings.STORAGES, "staticfiles": {  # no collectstatic needed: plain URLs
                 "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
             with override_settings(ALLOWED_HOSTS=["testserver"], STORAGES=static):
                 figures[size] = {
-                    "list": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs),
-                    "list_page_9": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"page": 9}),
-                    "search": measure(client, reverse("mail:mailboxes", args=[pk]), args.runs, {"q": "U000042"}),
-                    "forwards": measure(client, reverse("mail:forwards", args=[pk]), args.runs),
-                    "create_page": measure(client, reverse("lists:mailbox_create", args=[pk]), args.runs),
-                    "create": measure_create(client, reverse("lists:mailbox_create", args=[pk]),
+                    "list": measure(client, reverse("screens:mailboxes", args=[pk]), args.runs),
+                    "list_page_9": measure(client, reverse("screens:mailboxes", args=[pk]), args.runs, {"page": 9}),
+                    "search": measure(client, reverse("screens:mailboxes", args=[pk]), args.runs, {"q": "U000042"}),
+                    "forwards": measure(client, reverse("screens:forwards", args=[pk]), args.runs),
+                    "create_page": measure(client, reverse("screens:mailbox_create", args=[pk]), args.runs),
+                    "create": measure_create(client, reverse("screens:mailbox_create", args=[pk]),
                                              max(5, args.runs // 3)),
                     "service": measure_service(domain, postmaster, max(5, args.runs // 3)),
                 }
@@ -234,10 +249,7 @@ def main() -> None:
         f"{figures[n]['create']['p50'] * ms:.0f} ms; {figures[n]['create']['hash'] * ms:.0f} ms" for n in sizes)
         + " | — | — |")
     lines.append("")
-    print("\n".join(lines))
-    if args.write:
-        with open(args.write, "a", encoding="utf-8") as handle:
-            handle.write("\n" + "\n".join(lines) + "\n")
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

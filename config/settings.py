@@ -30,6 +30,7 @@ if SECRET_KEY_MISSING:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CSRF_FAILURE_VIEW = "screens.views.errors.csrf_failure"  # says in plain words why, and the way back
 
 HTTPS_ONLY = env_bool("HTTPS_ONLY", False)
 SESSION_COOKIE_SECURE = HTTPS_ONLY
@@ -78,6 +79,9 @@ INSTALLED_APPS = [
     "mail",
     "lists",
     "provisioning",
+    "hostlink",
+    "vpopmail",
+    "screens",
 ]
 
 MIDDLEWARE = [
@@ -109,21 +113,28 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "hosting.context_processors.seat",
+                "screens.context_processors.seat",
             ],
         },
     },
 ]
 
 DATABASE_URL = env_str("DATABASE_URL")
+# SQLite: every transaction takes the write lock at its start, waiting up to 20 s for it (a
+# deferred one that read first and then writes is refused at once, "database is locked", when
+# another process holds the lock: the e2e workers' imports failed so). A sqlite:// DATABASE_URL
+# (the e2e workers') gets the same.
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "panel.sqlite3",
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "NAME": str(VAR_DIR / "panel.sqlite3"),
+            "OPTIONS": SQLITE_OPTIONS,
             # A file, not memory: the end-to-end tests' Celery workers open the test database too.
             "TEST": {"NAME": str(VAR_DIR / "test-panel.sqlite3")},
         }
@@ -143,7 +154,7 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": VAR_DIR / "cache",
+            "LOCATION": str(VAR_DIR / "cache"),
         }
     }
 
@@ -159,7 +170,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "hosting:home"
+LOGIN_REDIRECT_URL = "screens:home"
 
 # django-allauth: e-mail + password, no public sign-up (resellers create customers), TOTP 2FA.
 ACCOUNT_ADAPTER = "hosting.adapters.AccountAdapter"
@@ -226,14 +237,32 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_TASK_ROUTES = {contract.PANEL_TASK_PATTERN: {"queue": contract.PANEL_QUEUE}}
+CELERY_TASK_ROUTES = {
+    contract.PANEL_TASK_PATTERN: {"queue": contract.PANEL_QUEUE},
+    # Long tasks on the bulk queue and its own worker (bin/run): pushes never wait behind them.
+    "lists.import_members": {"queue": contract.BULK_QUEUE},
+    "mail.import_accounts": {"queue": contract.BULK_QUEUE},
+    # The background DNS check of unproven domains (up to a minute when DNS is slow: hosting.dns).
+    "provisioning.check_unproven": {"queue": contract.BULK_QUEUE},
+}
 # At most one document per domain in this many milliseconds: the changes made meanwhile travel
 # together in the next one (a burst of 1,000 changes sends a few dozen documents, not hundreds).
 PUSH_INTERVAL_MS = env_int("PUSH_INTERVAL_MS", 150)
+# Long imports of one customer (list members: lists.imports; POP accounts, forwards: mail.transfer)
+# queued or running at once; a further one is refused.
+IMPORTS_IN_FLIGHT = env_int("IMPORTS_IN_FLIGHT", 2)
 CELERY_BEAT_SCHEDULE = {
-    # Re-send every domain whose mail host has not confirmed its revision (the durable record).
-    "reconcile": {"task": contract.RECONCILE, "schedule": env_int("RECONCILE_SECONDS", 30)},
+    # Re-send every domain whose mail host has not confirmed its revision (the durable record): a
+    # lost push or a killed apply heals in seconds (hostlink.push.reconcile); flag silent hosts.
+    "reconcile": {"task": contract.RECONCILE, "schedule": env_int("RECONCILE_SECONDS", 5)},
+    # Check against DNS whether the domains not yet proven their customers' are (provisioning.domains).
+    "check-unproven-domains": {
+        "task": "provisioning.check_unproven", "schedule": env_int("OWNERSHIP_CHECK_SECONDS", 300),
+    },
 }
+# The DNS servers the panel asks (a domain's ownership proof: hosting/dns.py): "ADDRESS[:PORT]",
+# several separated by commas; empty: the system's (/etc/resolv.conf).
+DNS_RESOLVER = env_str("DNS_RESOLVER", "")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 LOGGING = {

@@ -12,4 +12,4 @@ class AccountAdapter(DefaultAccountAdapter):
         return False
 
     def get_login_redirect_url(self, request: HttpRequest) -> Any:
-        return reverse("hosting:home")
+        return reverse("screens:home")

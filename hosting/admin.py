@@ -45,7 +45,7 @@ ALL = frozenset({"view", "add", "change", "delete"})
 VIEW = frozenset({"view"})
 
 
-def _form_error(form: forms.Form, error: ValidationError) -> Any:
+def _form_error(form: forms.BaseForm, error: ValidationError) -> Any:
     """A service's error as the form can show it: on its fields when the form has them."""
     if hasattr(error, "error_dict") and set(error.error_dict) - {NON_FIELD_ERRORS} <= set(form.fields):
         return error
@@ -64,7 +64,7 @@ class ServiceForm(forms.ModelForm):
     save_with: Callable[[ServiceForm], models.Model] | None = None  # set by TenantAdmin.get_form
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # BaseModelForm's, missing from django-stubs
         if self.save_with is None or self.errors:
             return
         try:
@@ -182,7 +182,7 @@ def _force_reseller(request: HttpRequest, form: Any) -> None:
 
 def _reseller_for(request: HttpRequest, form: Any) -> Reseller | None:
     """The reseller of a new customer or plan: the seat's own for reseller staff."""
-    if role_of(request.user) == Role.RESELLER:
+    if role_of(request.user) == Role.RESELLER and isinstance(request.user, User):
         return request.user.reseller
     return form.cleaned_data.get("reseller")
 
@@ -192,6 +192,15 @@ class MailHostAdmin(TenantAdmin):
     role_perms = {Role.SUPPORT: VIEW}
     list_display = ["name", "fqdn", "queue", "doveadm_port", "active"]
     search_fields = ["name", "fqdn"]
+    fieldsets = [
+        (None, {"fields": ["name", "fqdn", "active", "doveadm_port"]}),
+        (_("The users' mail client settings"), {
+            "description": _("What the page “Mail client settings” shows the users of this host's domains."),
+            "fields": [("imap_host", "imap_port", "imap_security"), ("pop3_host", "pop3_port", "pop3_security"),
+                       ("smtp_host", "smtp_port", "smtp_security"), "webmail_url"],
+        }),
+    ]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["name"] if obj is not None else []  # the name is its agent's queue
@@ -219,8 +228,8 @@ class CustomerAdmin(TenantAdmin):
     list_select_related = ["reseller"]
     search_fields = ["name", "email"]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
         _force_reseller(request, form)
         return form
 
@@ -252,8 +261,8 @@ class PlanAdmin(TenantAdmin):
     list_select_related = ["reseller"]
     search_fields = ["name"]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
         _force_reseller(request, form)
         return form
 
@@ -271,13 +280,9 @@ class PlanAdmin(TenantAdmin):
                     **{f: data[f] for f in PLAN_LIMITS if f in data})
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(TenantAdmin):
-    role_perms = {Role.SUPPORT: VIEW}
-    list_display = ["created_at", "actor_label", "actor_role", "action", "domain_name", "target_type", "target_repr"]
-    list_filter = ["actor_role", "action"]
-    search_fields = ["actor_label", "target_repr", "action", "domain_name"]
-    date_hierarchy = "created_at"
+class ReadOnlyAdmin(TenantAdmin):
+    """A page of records written by the panel itself (the audit log, the hosts' health): looked
+    at, never added, changed or deleted here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -287,6 +292,15 @@ class AuditEventAdmin(TenantAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    role_perms = {Role.SUPPORT: VIEW}
+    list_display = ["created_at", "actor_label", "actor_role", "action", "domain_name", "target_type", "target_repr"]
+    list_filter = ["actor_role", "action"]
+    search_fields = ["actor_label", "target_repr", "action", "domain_name"]
+    date_hierarchy = "created_at"
 
 
 class ResellerUserCreationForm(AdminUserCreationForm):
@@ -347,11 +361,11 @@ class UserAdmin(TenantAdmin, DjangoUserAdmin):
             return self.reseller_add_fieldsets if obj is None else self.reseller_fieldsets
         return super().get_fieldsets(request, obj)
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if self._is_reseller(request):
             kwargs["form"] = ResellerUserCreationForm if obj is None else ResellerUserChangeForm
             kwargs["fields"] = None
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and self._is_reseller(request) and (obj.is_staff or obj.reseller_id):
@@ -359,7 +373,7 @@ class UserAdmin(TenantAdmin, DjangoUserAdmin):
         return super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        if self._is_reseller(request):
+        if self._is_reseller(request) and isinstance(request.user, User):
             obj.is_staff = obj.is_superuser = False
             obj.reseller = None
             if obj.customer is None or obj.customer.reseller_id != request.user.reseller_id:

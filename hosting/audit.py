@@ -12,7 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from hosting.models import AuditEvent, Customer, Domain, Pack, User
-from hosting.roles import role_of
+from hosting.roles import Seat, role_of
 
 
 class Action(StrEnum):
@@ -31,6 +31,9 @@ class Action(StrEnum):
     DOMAIN_CREATE = "domain.create"
     DOMAIN_DELETE = "domain.delete"
     DOMAIN_RETRY = "domain.retry"
+    ALIAS_DOMAIN_CREATE = "domain.alias_create"  # an alias domain of the target domain named in the detail
+    ALIAS_DOMAIN_DELETE = "domain.alias_delete"
+    DOMAIN_VERIFY = "domain.verify"  # proven the customer's (DNS, its parent, or by hand): served from now
     MAILBOX_CREATE = "mailbox.create"
     MAILBOX_DELETE = "mailbox.delete"
     MAILBOX_SET_PASSWORD = "mailbox.set_password"  # noqa: S105 (an action name, not a password)
@@ -41,9 +44,13 @@ class Action(StrEnum):
     MAILBOX_SET_ADMIN = "mailbox.set_admin"
     MAILBOX_SET_QUOTA = "mailbox.set_quota"
     MAILBOX_RENAME = "mailbox.rename"
+    MAILBOX_EXPORT = "mailbox.export"  # a domain's POP accounts downloaded as CSV (mail.transfer)
+    MAILBOX_IMPORT = "mailbox.import"  # POP accounts imported from CSV into a domain, one row per import
     FORWARD_CREATE = "forward.create"
     FORWARD_CHANGE = "forward.change"
     FORWARD_DELETE = "forward.delete"
+    FORWARD_EXPORT = "forward.export"
+    FORWARD_IMPORT = "forward.import"
     ROBOT_CREATE = "robot.create"
     ROBOT_CHANGE = "robot.change"
     ROBOT_DELETE = "robot.delete"
@@ -72,7 +79,7 @@ class Action(StrEnum):
         return cls(f"{model._meta.model_name}.{verb}")
 
 
-def record(actor: Any, action: Action, target: models.Model | None, **detail: Any) -> AuditEvent:
+def record(actor: Seat | None, action: Action, target: models.Model | None, **detail: Any) -> AuditEvent:
     """Write who (`actor`: a User, a logged-in Mailbox, or None for the system) did `action`.
 
     `changes` in the detail is what the act changed, `{"field": [before, after]}`; a field that
@@ -136,12 +143,12 @@ def _scope(target: models.Model | None) -> dict[str, Any]:
     from them; the rest is read by subqueries of the INSERT itself (no query of its own)."""
     if isinstance(target, Pack):
         return _pack_scope(target.pk, target)
+    domain_id: int | None = getattr(target, "domain_id", None)
+    domain: Domain | None = None
     if isinstance(target, Domain):
         domain_id, domain = target.pk, target
-    else:
-        domain_id, domain = getattr(target, "domain_id", None), None
-        if domain_id is not None:
-            domain = _cached(target, "domain")
+    elif target is not None and domain_id is not None:
+        domain = _cached(target, "domain")
     if domain_id is None:
         return {}
     if domain is not None:

@@ -5,6 +5,7 @@ so hosting stays below the apps whose rows it describes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
@@ -35,6 +36,9 @@ ACTION_LABELS: dict[str, Any] = {
     "domain.create": gettext_lazy("Domain created"),
     "domain.delete": gettext_lazy("Domain deleted"),
     "domain.retry": gettext_lazy("Domain sent again to its mail host"),
+    "domain.verify": gettext_lazy("Domain proven its customer's (served by its mail host)"),
+    "domain.alias_create": gettext_lazy("Alias domain created"),
+    "domain.alias_delete": gettext_lazy("Alias domain deleted"),
     "mailbox.create": gettext_lazy("POP account created"),
     "mailbox.delete": gettext_lazy("POP account deleted"),
     "mailbox.rename": gettext_lazy("POP account renamed"),
@@ -45,9 +49,13 @@ ACTION_LABELS: dict[str, Any] = {
     "mailbox.set_real_name": gettext_lazy("Real name changed"),
     "mailbox.set_admin": gettext_lazy("Domain admin rights changed"),
     "mailbox.set_quota": gettext_lazy("Quota changed"),
+    "mailbox.export": gettext_lazy("POP accounts exported as CSV"),
+    "mailbox.import": gettext_lazy("POP accounts imported (a CSV file, or another server)"),
     "forward.create": gettext_lazy("Forward created"),
     "forward.change": gettext_lazy("Forward changed"),
     "forward.delete": gettext_lazy("Forward deleted"),
+    "forward.export": gettext_lazy("Forwards exported as CSV"),
+    "forward.import": gettext_lazy("Forwards imported (a CSV file, or another server)"),
     "robot.create": gettext_lazy("Mail robot created"),
     "robot.change": gettext_lazy("Mail robot changed"),
     "robot.delete": gettext_lazy("Mail robot deleted"),
@@ -117,9 +125,10 @@ def _field(model: type[models.Model] | None, name: str) -> models.Field | None:
     if model is None:
         return None
     try:
-        return model._meta.get_field(name)
+        field = model._meta.get_field(name)
     except FieldDoesNotExist:
         return None
+    return field if isinstance(field, models.Field) else None
 
 
 def value_label(field: models.Field | None, value: Any) -> str:
@@ -135,8 +144,25 @@ def value_label(field: models.Field | None, value: Any) -> str:
     return str(value)
 
 
-def changes(event: AuditEvent) -> list[tuple[str, str, str]]:
-    """What the act changed: (the field's name in the current language, before, after)."""
+LIST_TEXT = "text:"  # a mailing list's text file changed: "text:<file>" (lists.services.list_set_text)
+
+
+def change_label(field: models.Field | None, name: str, names: Mapping[str, str] | None = None) -> str:
+    """The name of a changed thing in the current language: the field's verbose name, else its
+    label in `names` (the floors above name what they store: a list's texts), else a list's text
+    by its file; a name the panel no longer knows stays as stored."""
+    if field is not None:
+        return str(field.verbose_name)
+    if names and name in names:
+        return names[name]
+    if name.startswith(LIST_TEXT):
+        return _("list text “%(file)s”") % {"file": name.removeprefix(LIST_TEXT)}
+    return name
+
+
+def changes(event: AuditEvent, names: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """What the act changed: (the field's name in the current language, before, after). The row
+    keeps names and values, never labels: they are read in the reader's language here."""
     model = _model_of(event)
     detail = event.detail if isinstance(event.detail, dict) else {}
     rows = []
@@ -144,15 +170,15 @@ def changes(event: AuditEvent) -> list[tuple[str, str, str]]:
         if not isinstance(pair, list) or len(pair) != 2:
             continue
         field = _field(model, name)
-        label = str(field.verbose_name) if field is not None else name
-        rows.append((label, value_label(field, pair[0]), value_label(field, pair[1])))
+        rows.append((change_label(field, name, names), value_label(field, pair[0]), value_label(field, pair[1])))
     return rows
 
 
-def changes_html(event: AuditEvent) -> SafeString | str:
-    """The before → after list of an event (escaped), or "—" when it names no change."""
+def changes_html(event: AuditEvent, names: Mapping[str, str] | None = None) -> SafeString | str:
+    """The before → after list of an event (escaped), or "—" when it names no change; `names`:
+    labels of changed things that are not fields (`change_label`)."""
     rows = [_("%(field)s: %(before)s → %(after)s") % {"field": f, "before": b, "after": a}
-            for f, b, a in changes(event)]
+            for f, b, a in changes(event, names)]
     detail = event.detail if isinstance(event.detail, dict) else {}
     if detail.get("password_changed"):
         rows.append(_("The password was changed."))
@@ -165,3 +191,17 @@ def object_kind(event: AuditEvent) -> str:
     """The kind of the event's object (its model's name in the current language), or ""."""
     model = _model_of(event)
     return capfirst(str(model._meta.verbose_name)) if model is not None else ""
+
+
+CATCHALL = "mail.catchall"
+
+
+def object_name(event: AuditEvent) -> str:
+    """The event's object as stored (an address, a name), except the catch-all's, whose stored
+    name carries its mode in the language of the act: it is read again from the row's `mode`
+    ("example.fr: E-mail inconnu : rejeté"), old rows included."""
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    if event.target_type == CATCHALL and "mode" in detail and event.domain_name:
+        mode = value_label(_field(_model_of(event), "mode"), detail["mode"])
+        return _("%(domain)s: %(mode)s") % {"domain": domain_to_unicode(event.domain_name), "mode": mode}
+    return event.target_repr or EMPTY

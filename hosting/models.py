@@ -6,15 +6,18 @@ Scoping follows foreign keys only; there are no per-object ACL rows.
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from typing import Any, ClassVar, Self, TypedDict
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from hosting.roles import Role, role_of
+from hosting.roles import Role, Seat, is_mailbox, is_person, role_of
 from hosting.validators import (
     MAX_QUOTA_MB,
     MAX_TOTAL_QUOTA_MB,
@@ -40,21 +43,21 @@ class ScopedQuerySet(models.QuerySet):
     domain_path: str | None = None
     mailbox_path: str | None = None
 
-    def visible_to(self, seat: Any) -> models.QuerySet:
+    def visible_to(self, seat: Seat) -> Self:
         role = role_of(seat)
         if role in (Role.OPERATOR, Role.SUPPORT):
             return self.all()
-        if role == Role.RESELLER:
+        if role == Role.RESELLER and is_person(seat):
             return self._scoped(self.reseller_path, seat.reseller_id)
-        if role == Role.CUSTOMER:
+        if role == Role.CUSTOMER and is_person(seat):
             return self._scoped(self.customer_path, seat.customer_id)
-        if role == Role.DOMAIN_ADMIN:
+        if role == Role.DOMAIN_ADMIN and is_mailbox(seat):
             return self._scoped(self.domain_path, seat.domain_id)
         if role == Role.MAILBOX:
             return self._scoped(self.mailbox_path, seat.pk)
         return self.none()
 
-    def _scoped(self, path: str | None, value: Any) -> models.QuerySet:
+    def _scoped(self, path: str | None, value: Any) -> Self:
         if path is None or value is None:
             return self.none()
         return self.filter(**{path: value})
@@ -69,11 +72,11 @@ class DomainChildQuerySet(ScopedQuerySet):
 
 
 class UserQuerySet(ScopedQuerySet):
-    def visible_to(self, seat: Any) -> models.QuerySet:
+    def visible_to(self, seat: Seat) -> Self:
         role = role_of(seat)
         if role in (Role.OPERATOR, Role.SUPPORT):
             return self.all()
-        if role == Role.RESELLER:
+        if role == Role.RESELLER and is_person(seat):
             return self.filter(
                 Q(reseller_id=seat.reseller_id) | Q(customer__reseller_id=seat.reseller_id)
             )
@@ -82,7 +85,8 @@ class UserQuerySet(ScopedQuerySet):
         return self.none()
 
 
-class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
+# django-stubs' plugin does not follow from_queryset in a base class list (nor through a name).
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
@@ -110,7 +114,7 @@ class User(AbstractUser):
     support agents are staff in the "support" group; the operator is a superuser.
     """
 
-    username = None
+    username = None  # type: ignore[assignment]  # Django's documented way to drop a field; the stubs say str
     email = models.EmailField(_("e-mail address"), unique=True)
     reseller = models.ForeignKey(
         "Reseller", null=True, blank=True, on_delete=models.PROTECT, related_name="staff",
@@ -122,9 +126,9 @@ class User(AbstractUser):
     )
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects = UserManager()
+    objects: ClassVar[UserManager] = UserManager()
 
     class Meta:
         verbose_name = _("user")
@@ -145,13 +149,24 @@ class User(AbstractUser):
 
 
 class MailHostQuerySet(ScopedQuerySet):
-    def visible_to(self, seat: Any) -> models.QuerySet:
+    def visible_to(self, seat: Seat) -> Self:
         role = role_of(seat)
         if role in (Role.OPERATOR, Role.SUPPORT):
             return self.all()
         if role == Role.RESELLER:
             return self.filter(active=True)
         return self.none()
+
+
+PORT_VALIDATORS = [MinValueValidator(1), MaxValueValidator(65535)]
+CLIENT_NAME_HELP = _("The name mail clients connect to; empty: the host name.")
+
+
+class ClientSecurity(models.TextChoices):
+    """How a mail client secures its connection to a port."""
+
+    TLS = "tls", "SSL/TLS"  # the names mail clients show, in every language
+    STARTTLS = "starttls", "STARTTLS"
 
 
 class MailHost(models.Model):
@@ -163,8 +178,33 @@ class MailHost(models.Model):
     # Where this host's doveadm server listens (address: the host name): a moving pack's mail is
     # copied to it with `doveadm sync` from the old host.
     doveadm_port = models.PositiveIntegerField(
-        _("doveadm port"), default=12424, validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        _("doveadm port"), default=12424, validators=PORT_VALIDATORS,
         help_text=_("TCP port of the host's doveadm server, used to copy mail when a pack moves here."),
+    )
+
+    # What the users' mail clients are told (the page "Mail client settings"): the public names,
+    # ports and security of the host's IMAP, POP3 and submission services, and its webmail.
+    imap_host = models.CharField(_("IMAP server"), max_length=253, blank=True, help_text=CLIENT_NAME_HELP)
+    imap_port = models.PositiveIntegerField(_("IMAP port"), default=993, validators=PORT_VALIDATORS)
+    imap_security = models.CharField(
+        _("IMAP security"), max_length=10, choices=ClientSecurity, default=ClientSecurity.TLS
+    )
+    pop3_host = models.CharField(_("POP3 server"), max_length=253, blank=True, help_text=CLIENT_NAME_HELP)
+    pop3_port = models.PositiveIntegerField(_("POP3 port"), default=995, validators=PORT_VALIDATORS)
+    pop3_security = models.CharField(
+        _("POP3 security"), max_length=10, choices=ClientSecurity, default=ClientSecurity.TLS
+    )
+    smtp_host = models.CharField(_("SMTP server"), max_length=253, blank=True, help_text=CLIENT_NAME_HELP)
+    smtp_port = models.PositiveIntegerField(
+        _("SMTP port"), default=587, validators=PORT_VALIDATORS,
+        help_text=_("The submission port: 587 with STARTTLS, or 465 with SSL/TLS."),
+    )
+    smtp_security = models.CharField(
+        _("SMTP security"), max_length=10, choices=ClientSecurity, default=ClientSecurity.STARTTLS
+    )
+    webmail_url = models.URLField(
+        _("webmail address"), blank=True, validators=[URLValidator(schemes=["https", "http"])],
+        help_text=_("For example https://webmail.example.net/; empty: no webmail is shown."),
     )
 
     objects = MailHostQuerySet.as_manager()
@@ -176,6 +216,23 @@ class MailHost(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The clients' server names read as domain names (stored in their ASCII form)."""
+        errors = {}
+        for field in ("imap_host", "pop3_host", "smtp_host"):
+            value = getattr(self, field)
+            if value:
+                try:
+                    setattr(self, field, normalize_domain(value))
+                except ValidationError as error:
+                    errors[field] = error
+        if errors:
+            raise ValidationError(errors)
+
+    def client_host(self, service: str) -> str:
+        """The name mail clients use for `service` ("imap", "pop3", "smtp"): its own, else the host's."""
+        return getattr(self, f"{service}_host") or self.fqdn
 
     @property
     def queue(self) -> str:
@@ -278,10 +335,17 @@ class Plan(models.Model):
     )
     name = models.CharField(_("name"), max_length=100)
     max_domains = models.IntegerField(_("domains"), default=1, help_text=COUNT_HELP)
+    # Alias domains have their own count: an alias holds no mailbox and costs the host a name, not
+    # space; a one-domain pack commonly wants its .com beside its .fr without buying a second domain.
+    max_alias_domains = models.IntegerField(_("alias domains"), default=2, help_text=COUNT_HELP)
     max_mailboxes = models.IntegerField(_("POP accounts"), default=5, help_text=COUNT_HELP)
     max_forwards = models.IntegerField(_("forwards"), default=10, help_text=COUNT_HELP)
     max_robots = models.IntegerField(_("robots"), default=5, help_text=COUNT_HELP)
     max_lists = models.IntegerField(_("mailing lists"), default=10, help_text=COUNT_HELP)
+    # Members of one list (every kind): a tenant's import cannot grow a list without end.
+    max_list_members = models.IntegerField(
+        _("members per mailing list"), default=10_000, help_text=_("−1 means unlimited.")
+    )
     default_quota_mb = QuotaField(
         _("default mailbox quota (MB)"), default=1024, help_text=_("0 means unlimited.")
     )
@@ -300,12 +364,24 @@ class Plan(models.Model):
             models.UniqueConstraint(fields=["reseller", "name"], name="plan_name_per_reseller"),
             *[
                 models.CheckConstraint(condition=Q(**{f"{f}__gte": UNLIMITED}), name=f"plan_{f}_valid")
-                for f in ("max_domains", "max_mailboxes", "max_forwards", "max_robots", "max_lists")
+                for f in ("max_domains", "max_alias_domains", "max_mailboxes", "max_forwards", "max_robots",
+                          "max_lists", "max_list_members")
             ],
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class PackUsage(TypedDict):
+    """What `PackQuerySet.with_usage` annotates each pack with: its rows of each kind."""
+
+    used_domains: int
+    used_alias_domains: int
+    used_mailboxes: int
+    used_forwards: int
+    used_robots: int
+    used_lists: int
 
 
 class PackQuerySet(ScopedQuerySet):
@@ -328,10 +404,12 @@ class PackQuerySet(ScopedQuerySet):
             counted from the rows' own table joined to their domain: the pack's few domains lead,
             and each one's rows are read from the index on `domain` (a LEFT JOIN from the domains
             made PostgreSQL read every mailbox of every domain: 195 ms → 0.1 ms)."""
-            if relation == "pk":
-                rows, key = Domain.objects.filter(pack=pack), "pack"
+            rows: models.QuerySet[Any]
+            if relation in ("pk", "alias_domains"):  # the pack's domains, its alias domains apart
+                rows, key = Domain.objects.filter(pack=pack, alias_of__isnull=relation == "pk"), "pack"
             else:
                 model = Domain._meta.get_field(relation).related_model  # a model of an app above
+                assert isinstance(model, type)  # a reverse relation's: the model class itself
                 rows, key = model._base_manager.filter(domain__pack=pack), "domain__pack"
             return models.Subquery(
                 rows.order_by().values(key).annotate(n=models.Count("*")).values("n"),  # COUNT(*): the index alone
@@ -339,11 +417,12 @@ class PackQuerySet(ScopedQuerySet):
             )
 
         return self.annotate(
-            used_domains=models.functions.Coalesce(count("pk"), 0),
-            used_mailboxes=models.functions.Coalesce(count("mailboxes"), 0),
-            used_forwards=models.functions.Coalesce(count("forwards"), 0),
-            used_robots=models.functions.Coalesce(count("robots"), 0),
-            used_lists=models.functions.Coalesce(count("lists"), 0),
+            used_domains=Coalesce(count("pk"), 0),
+            used_alias_domains=Coalesce(count("alias_domains"), 0),
+            used_mailboxes=Coalesce(count("mailboxes"), 0),
+            used_forwards=Coalesce(count("forwards"), 0),
+            used_robots=Coalesce(count("robots"), 0),
+            used_lists=Coalesce(count("lists"), 0),
         )
 
 
@@ -373,6 +452,22 @@ class Pack(models.Model):
         return self.label or f"{self.plan.name} #{self.pk}"
 
 
+def new_verification_token() -> str:
+    """The token a customer publishes in DNS to prove a domain is his."""
+    return secrets.token_hex(16)
+
+
+class VerifiedHow(models.TextChoices):
+    """How a domain was proven the customer's (until then its mail host does not serve it)."""
+
+    TXT = "txt", _("TXT record")
+    MX = "mx", _("MX record")
+    HAND = "hand", _("by hand")
+    PARENT = "parent", _("its parent domain, proven by the same customer")
+    EXISTING = "existing", _("hosted before verification existed")
+    IMPORT = "import", _("moved in from the host's own server (vpopmail import)")
+
+
 class DomainQuerySet(ScopedQuerySet):
     reseller_path = "pack__customer__reseller"
     customer_path = "pack__customer"
@@ -386,8 +481,25 @@ class Domain(models.Model):
         Pack, on_delete=models.PROTECT, related_name="domains", verbose_name=_("pack")
     )
     name = models.CharField(_("domain name"), max_length=253, unique=True)
+    # An alias domain (vpopmail's `vaddaliasdomain`): every address of `alias_of` is also valid at
+    # this name; it holds no object of its own, lives in its target's pack and is proven like any
+    # domain before its host serves it. Never an alias of an alias.
+    alias_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="alias_domains",
+        verbose_name=_("alias of"),
+    )
     revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Ownership: the mail host serves the domain locally only once it is verified.
+    verification_token = models.CharField(
+        _("verification token"), max_length=64, default=new_verification_token, editable=False
+    )
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True, editable=False)
+    verified_how = models.CharField(
+        _("verified by"), max_length=10, choices=VerifiedHow, blank=True, editable=False
+    )
+    verification_checked_at = models.DateTimeField(_("last DNS check"), null=True, blank=True, editable=False)
+    verification_error = models.CharField(_("last DNS check's result"), max_length=300, blank=True, editable=False)
 
     objects = DomainQuerySet.as_manager()
 
@@ -403,6 +515,8 @@ class Domain(models.Model):
     def unicode_name(self) -> str:
         return domain_to_unicode(self.name)
 
+    unicode_name.fget.short_description = _("name (Unicode)")  # type: ignore[attr-defined]  # the admin's column
+
     def clean(self) -> None:
         if self.name:
             self.name = normalize_domain(self.name)
@@ -414,15 +528,15 @@ class AuditEventQuerySet(ScopedQuerySet):
     its customers' domains and packs; a customer its own domains' events; a domain admin its
     domain's; a plain mailbox user nothing."""
 
-    def visible_to(self, seat: Any) -> models.QuerySet:
+    def visible_to(self, seat: Seat) -> Self:
         role = role_of(seat)
         if role in (Role.OPERATOR, Role.SUPPORT):
             return self.all()
-        if role == Role.RESELLER and seat.reseller_id is not None:
+        if role == Role.RESELLER and is_person(seat) and seat.reseller_id is not None:
             return self.filter(reseller_id=seat.reseller_id)  # set on events of domains and packs only
-        if role == Role.CUSTOMER and seat.customer_id is not None:
+        if role == Role.CUSTOMER and is_person(seat) and seat.customer_id is not None:
             return self.filter(domain_id__isnull=False, customer_id=seat.customer_id)
-        if role == Role.DOMAIN_ADMIN and seat.domain_id is not None:
+        if role == Role.DOMAIN_ADMIN and is_mailbox(seat) and seat.domain_id is not None:
             return self.filter(domain_id=seat.domain_id)
         return self.none()
 

@@ -11,18 +11,20 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.audit import Action
 from hosting.models import UNLIMITED, Customer, Domain, MailHost, Pack, Plan, Reseller
+from hosting.roles import Seat
 
 
 def limit_allows(limit: int, used: int) -> bool:
     return limit == UNLIMITED or used < limit
 
 
-def has_room(limit: int, rows: Any) -> bool:
+def has_room(limit: int, rows: QuerySet[Any]) -> bool:
     """Whether `rows` (a queryset, counted under the caller's lock) leave room for one more within
     `limit`: nothing is counted when it is unlimited, and no further than the limit otherwise
     (the same cost for ten rows or 100,000)."""
@@ -60,7 +62,7 @@ def check_customer_pool(reseller: Reseller | None) -> None:
 
 @transaction.atomic
 def customer_create(
-    *, reseller: Reseller | None, name: str, email: str = "", acting_user: Any
+    *, reseller: Reseller | None, name: str, email: str = "", acting_user: Seat | None
 ) -> Customer:
     locked = lock_reseller(reseller.pk if reseller else None)
     check_customer_pool(locked)
@@ -78,7 +80,7 @@ def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, name: str, email: str = "", acting_user: Any) -> Customer:
+def customer_update(*, customer: Customer, name: str, email: str = "", acting_user: Seat | None) -> Customer:
     """Rename a customer or change its contact address (its reseller never changes)."""
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     changed = _assign(locked, {"name": name.strip(), "email": email.strip()})
@@ -97,7 +99,7 @@ def check_pack_plan(customer: Customer, plan: Plan) -> None:
 
 @transaction.atomic
 def pack_create(
-    *, customer: Customer, plan: Plan, mail_host: MailHost, label: str = "", acting_user: Any
+    *, customer: Customer, plan: Plan, mail_host: MailHost, label: str = "", acting_user: Seat | None
 ) -> Pack:
     check_pack_plan(customer, plan)
     if not mail_host.active:
@@ -108,7 +110,7 @@ def pack_create(
 
 
 @transaction.atomic
-def pack_update(*, pack: Pack, plan: Plan, label: str = "", acting_user: Any) -> Pack:
+def pack_update(*, pack: Pack, plan: Plan, label: str = "", acting_user: Seat | None) -> Pack:
     """Change a pack's plan or label. The plan is checked on every save: only a plan of the
     customer's own reseller (the limits are that reseller's). A new mail host is `pack_move`."""
     locked = lock_pack(pack.pk)
@@ -123,8 +125,8 @@ def pack_update(*, pack: Pack, plan: Plan, label: str = "", acting_user: Any) ->
 
 
 PLAN_LIMITS = (
-    "max_domains", "max_mailboxes", "max_forwards", "max_robots", "max_lists",
-    "default_quota_mb", "total_quota_mb",
+    "max_domains", "max_alias_domains", "max_mailboxes", "max_forwards", "max_robots", "max_lists",
+    "max_list_members", "default_quota_mb", "total_quota_mb",
 )
 
 
@@ -132,7 +134,8 @@ def _save_plan(plan: Plan, update_fields: list[str] | None = None) -> None:
     """Validate a plan (its name unique among its reseller's plans, the operator's included;
     the model's field validators and constraints) and save it."""
     name_taken = _("There is already a plan named “%(name)s”.") % {"name": plan.name}
-    same_name = Plan.objects.filter(reseller_id=plan.reseller_id, name=plan.name).exclude(pk=plan.pk)
+    same_reseller = Q(reseller__isnull=True) if plan.reseller_id is None else Q(reseller_id=plan.reseller_id)
+    same_name = Plan.objects.filter(same_reseller, name=plan.name).exclude(pk=plan.pk)
     if same_name.exists():
         raise ValidationError(name_taken, code="unique")
     plan.full_clean()
@@ -151,7 +154,7 @@ def _plan_values(name: str, limits: dict[str, int]) -> dict[str, Any]:
 
 
 @transaction.atomic
-def plan_create(*, reseller: Reseller | None, name: str, acting_user: Any, **limits: int) -> Plan:
+def plan_create(*, reseller: Reseller | None, name: str, acting_user: Seat | None, **limits: int) -> Plan:
     """A plan of `reseller` (None: the operator's own); `limits`: any of PLAN_LIMITS."""
     locked = lock_reseller(reseller.pk if reseller else None)
     plan = Plan(reseller=locked, **_plan_values(name, limits))
@@ -161,7 +164,7 @@ def plan_create(*, reseller: Reseller | None, name: str, acting_user: Any, **lim
 
 
 @transaction.atomic
-def plan_update(*, plan: Plan, name: str, acting_user: Any, **limits: int) -> Plan:
+def plan_update(*, plan: Plan, name: str, acting_user: Seat | None, **limits: int) -> Plan:
     """Rename a plan or change its limits (its reseller never changes); they apply to what is
     created next, nothing already created is removed."""
     lock_reseller(plan.reseller_id)
@@ -177,8 +180,9 @@ def plan_update(*, plan: Plan, name: str, acting_user: Any, **limits: int) -> Pl
 def check_domain_limits(pack: Pack) -> None:
     """Raise when the pack or its reseller's pool has no room for one more domain.
 
-    Call inside a transaction after `lock_pack`."""
-    if not has_room(pack.plan.max_domains, Domain.objects.filter(pack=pack)):
+    Call inside a transaction after `lock_pack`. Alias domains are not counted: they have their
+    own limit (`check_alias_domain_limits`)."""
+    if not has_room(pack.plan.max_domains, Domain.objects.filter(pack=pack, alias_of__isnull=True)):
         raise ValidationError(
             _("Maximum number of domains of this pack reached (%(max)d).")
             % {"max": pack.plan.max_domains},
@@ -187,9 +191,23 @@ def check_domain_limits(pack: Pack) -> None:
     reseller_id = pack.customer.reseller_id
     if reseller_id is not None:
         reseller = Reseller.objects.get(pk=reseller_id)
-        if not has_room(reseller.max_domains, Domain.objects.filter(pack__customer__reseller_id=reseller_id)):
+        if not has_room(reseller.max_domains, Domain.objects.filter(pack__customer__reseller_id=reseller_id,
+                                                                    alias_of__isnull=True)):
             raise ValidationError(
                 _("The reseller has reached its maximum number of domains (%(max)d).")
                 % {"max": reseller.max_domains},
                 code="limit",
             )
+
+
+def check_alias_domain_limits(pack: Pack) -> None:
+    """Raise when the pack has no room for one more alias domain (the plan's own count, apart from
+    its domains). Call inside a transaction after `lock_pack`."""
+    if not has_room(pack.plan.max_alias_domains, Domain.objects.filter(pack=pack, alias_of__isnull=False)):
+        if pack.plan.max_alias_domains == 0:
+            raise ValidationError(_("The plan of this pack has no alias domains."), code="limit")
+        raise ValidationError(
+            _("Maximum number of alias domains of this pack reached (%(max)d).")
+            % {"max": pack.plan.max_alias_domains},
+            code="limit",
+        )

@@ -5,23 +5,57 @@ from __future__ import annotations
 import re
 import string
 from typing import Any
+from urllib.parse import urlsplit
 
 import idna
 from confusable_homoglyphs import categories, confusables
 from django import forms
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from mailhost.contract import reserved_suffix
+from mailhost.stack.config import StackConfig
+
 LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+WWW = "www"
+# How long a domain's name may be as typed in a form: 253 once read (RFC 1035), plus what reading
+# drops (a www. or two, a final dot) or shortens (Unicode letters that map to two).
+DOMAIN_TYPED_MAX = 300
+DOMAIN_TYPED_HELP = _("For example example.fr; a leading www. is dropped: www.example.fr is example.fr.")
+# The name Postfix of a development or test stack (bin/mailstack, tests/e2e) calls itself; a real
+# mail host's is its MailHost.fqdn (`python -m mailhost.stack configure --hostname`).
+STACK_HOSTNAME = StackConfig.hostname
 
 
 def normalize_domain(value: str) -> str:
-    """Return the ASCII (IDNA) form of a domain name typed by a person, or raise ValidationError."""
+    """Return the ASCII (IDNA) form of a domain name typed by a person, or raise ValidationError.
+    Any well-formed name: an address's domain, a catch-all's target. The name of a domain to
+    host (or to log in to) is read by `domain_as_typed` and `normalize_hosted_domain`."""
+    return _normalize(value, drop_www=False)
+
+
+def domain_as_typed(value: str) -> str:
+    """The ASCII (IDNA) name of the domain a person means when typing `value` as their own
+    domain: case, a final dot, Unicode and full-width forms as `normalize_domain`, and a leading
+    `www.` dropped (`www.example.fr` is `example.fr`: people type their web address) as long as
+    two labels remain (`www.fr` stays). Every entry of a domain of one's own reads it so: adding
+    a domain (`normalize_hosted_domain`) and logging in (mail.auth.parse_login), so that the
+    postmaster of any domain the panel accepts logs in with what was typed. Idempotent."""
+    return _normalize(value, drop_www=True)
+
+
+def _normalize(value: str, *, drop_www: bool) -> str:
     name = (value or "").strip().rstrip(".").lower()
     if not name:
         raise ValidationError(_("Enter a domain name."), code="required")
     try:
-        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+        # UTS 46 mapping first (full-width "ｗｗｗ．" is "www.", "。" a dot), then www. dropped
+        # before the length check (a name of 253 typed with www. is a name of 253)
+        labels = idna.uts46_remap(name, std3_rules=True, transitional=False).rstrip(".").split(".")
+        while drop_www and len(labels) > 2 and labels[0] == WWW:
+            labels.pop(0)
+        ascii_name = idna.encode(".".join(labels), uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         raise ValidationError(
             _("“%(value)s” is not a valid domain name."), code="invalid", params={"value": value}
@@ -37,6 +71,43 @@ def normalize_domain(value: str) -> str:
         )
     check_not_homograph(value, domain_to_unicode(ascii_name))
     return ascii_name
+
+
+def normalize_hosted_domain(value: str) -> str:
+    """The ASCII name of a domain a customer, a reseller or an operator adds (`domain_as_typed`),
+    or ValidationError (code "reserved") when the mail hosts use that name themselves: a
+    special-use name (mailhost.contract.reserved_suffix: `.invalid`, where lists and catch-all
+    "delete" are routed, `.localhost`, `.local`...) or the name of a mail host (MailHost.fqdn,
+    the test stack's) or a name under it."""
+    ascii_name = domain_as_typed(value)
+    suffix = reserved_suffix(ascii_name)
+    if suffix is not None:
+        raise ValidationError(
+            _("“%(value)s” ends in .%(suffix)s, a name reserved for special uses that no one can own "
+              "(RFC 6761 and the like): it cannot be a hosted domain."),
+            code="reserved", params={"value": value.strip(), "suffix": suffix},
+        )
+    if any(ascii_name == host or ascii_name.endswith("." + host) for host in mail_host_names()):
+        raise ValidationError(
+            _("“%(value)s” is the name of one of our mail servers: it cannot be a hosted domain."),
+            code="reserved", params={"value": value.strip()},
+        )
+    return ascii_name
+
+
+def mail_host_names() -> set[str]:
+    """The names the mail hosts answer to as themselves: every MailHost's fqdn (Postfix's
+    myhostname), the IMAP, POP3 and SMTP server names its users' mail clients are given, the host
+    of its webmail (an IP address can name no domain), and the test stack's hostname. MailHost is
+    read through the app registry: hosting.models imports this module."""
+    mail_host = apps.get_model("hosting", "MailHost")
+    names = {STACK_HOSTNAME}
+    for row in mail_host.objects.values_list("fqdn", "imap_host", "pop3_host", "smtp_host", "webmail_url"):
+        *hosts, webmail = row
+        names.update(host.strip().rstrip(".").lower() for host in hosts if host)
+        if webmail:
+            names.add((urlsplit(webmail).hostname or "").rstrip("."))
+    return names - {""}
 
 
 # Scripts a label may mix (UTS #39 "highly restrictive"): Japanese, Chinese and Korean writing

@@ -9,37 +9,43 @@ non-empty line is added, already present (or a repeat of an earlier line), or in
 number and text kept for the report, the first SHOWN_INVALID of them).
 
 Up to INLINE_LINES lines the import runs in the request, in one transaction. A longer one runs
-in a Celery task (`lists.tasks`), batch after batch, each committed with the import's progress
+in a Celery task (`lists.tasks`) on the bulk queue (contract.BULK_QUEUE: its own worker, so no
+import delays a domain's push), batch after batch, each committed with the import's progress
 (`MemberImport.done` of `total`), so the status page can show it; its revision and audit row
-come at the end.
+come at the end. A customer has at most settings.IMPORTS_IN_FLIGHT long imports (these and its domains'
+POP accounts and forwards': mail.transfer) queued or running; a further one is refused until one ends.
+
+No import grows a list past its plan's `max_list_members` (every kind counted, under the list's
+lock: lists.services.lock_list_room): the import stops at the first line that would, and its
+report says how many lines were not read (`total - done` of an import that is done).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import re
-from collections.abc import Iterator
+import time
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from config.celery import app as panel_app
-from hosting import audit
+from hosting import audit, csvfiles
 from hosting.audit import Action
-from hosting.models import User
+from hosting.roles import Seat
 from hosting.validators import normalize_domain
 from lists.models import ImportState, ListMember, MailingList, MemberImport, MemberKind
-from mail.models import Mailbox
+from lists.services import lock_list_room
+from mail import transfer
 from mail.validators import normalize_local_part
 from provisioning.revisions import domain_changed
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_BYTES = transfer.MAX_UPLOAD_BYTES  # 5 MB
 INLINE_LINES = 2000
 MAX_LINE = 1000  # characters: a longer line is invalid without being read further
 SHOWN_INVALID = 200  # invalid lines kept for the report (all are counted)
@@ -48,42 +54,40 @@ SHOWN_TEXT = 200  # characters of an invalid line kept for the report
 # a NUL, and none of them is readable on the page anyway).
 UNSHOWABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 BATCH = 2000
+# SQLite only: the task's pause after each batch, so that the panel's other writers (a push, a
+# page's change), whose wait for the write lock polls every 100 ms at most, get it between two
+# batches instead of waiting for the whole import (a change waited 17.8 s behind a 150,000-line one).
+SQLITE_YIELD_SECONDS = 0.15
+STALE_AFTER = transfer.STALE_AFTER  # an import still running after this lost its task (_check_in_flight)
 TASK = "lists.import_members"
 SOURCES = ("paste", "csv")
 DELIMITERS = (";", ",", "\t")
-ANGLE = re.compile(r'^(?:"[^"]*"|[^"<>]*)\s*<([^<>]*)>$')  # Name <address>, "Name, Jr" <address>
 
 
-def decode(data: bytes) -> str:
-    """The text of an upload: UTF-8 (with or without BOM), UTF-16 with its BOM, else Windows-1252."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    """Non-empty lines with their numbers; only \\n, \\r\\n and \\r end a line (what a text editor
-    shows), so a form feed or U+2028 stays in its line, which is then invalid."""
-    for number, line in enumerate(re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")), start=1):
-        if line.strip():
-            yield number, line
-
-
-def _cells(line: str, delimiter: str) -> list[str]:
-    try:
-        return next(csv.reader([line], delimiter=delimiter), [])
-    except csv.Error:  # a NUL, an unclosed quote in strict cases: the line is invalid
-        return [line]
+def angle_address(text: str) -> str | None:
+    """The address of `Name <address>` or `"Name, Jr" <address>` (None when `text` is not of that
+    form): a name without quotes or angle brackets, or one quoted string and spaces, then one
+    `<...>` at the end. A few scans of the text, never a backtracking pattern (the regular
+    expression it replaces took quadratic time on a line of spaces: 2.5 s for a pasted 2,000)."""
+    if not text.endswith(">"):
+        return None
+    start = text.rfind("<")
+    if start < 0 or ">" in text[start + 1:-1]:
+        return None
+    name = text[:start].rstrip()
+    if name.startswith('"'):
+        quoted = len(name) >= 2 and name.endswith('"') and '"' not in name[1:-1]
+        return text[start + 1:-1] if quoted else None
+    if '"' in name or "<" in name or ">" in name:
+        return None
+    return text[start + 1:-1]
 
 
 def _address_like(cell: str) -> bool:
     cell = cell.strip()
-    match = ANGLE.match(cell)
-    value = match.group(1) if match else cell
-    return value.count("@") == 1 and not re.search(r"\s", value)
+    value = angle_address(cell)
+    value = cell if value is None else value
+    return value.count("@") == 1 and not any(char.isspace() for char in value)
 
 
 def _csv_layout(lines: list[tuple[int, str]]) -> tuple[str, int, bool]:
@@ -94,7 +98,7 @@ def _csv_layout(lines: list[tuple[int, str]]) -> tuple[str, int, bool]:
     for delimiter in DELIMITERS:
         counts: dict[int, int] = {}
         for line in sample:
-            for column, cell in enumerate(_cells(line, delimiter)):
+            for column, cell in enumerate(csvfiles.cells(line, delimiter)):
                 if _address_like(cell):
                     counts[column] = counts.get(column, 0) + 1
         if counts:
@@ -102,14 +106,14 @@ def _csv_layout(lines: list[tuple[int, str]]) -> tuple[str, int, bool]:
             if score > best[0]:
                 best = (score, delimiter, column)
     _score, delimiter, column = best
-    first = _cells(lines[0][1], delimiter) if lines else []
+    first = csvfiles.cells(lines[0][1], delimiter) if lines else []
     header = bool(first) and (column >= len(first) or "@" not in first[column])
     return delimiter, column, header
 
 
 def candidates(text: str, source: str) -> list[tuple[int, str]]:
     """(line number, the text that should be an address) for each non-empty line."""
-    lines = list(_lines(text))
+    lines = list(csvfiles.lines(text))
     if source != "csv":
         return lines
     delimiter, column, header = _csv_layout(lines)
@@ -117,7 +121,7 @@ def candidates(text: str, source: str) -> list[tuple[int, str]]:
     for index, (number, line) in enumerate(lines):
         if index == 0 and header:
             continue
-        cells = _cells(line, delimiter) if len(line) <= MAX_LINE else [line]
+        cells = csvfiles.cells(line, delimiter) if len(line) <= MAX_LINE else [line]
         found.append((number, cells[column] if column < len(cells) else line))
     return found
 
@@ -131,8 +135,8 @@ def normalize(text: str) -> str:
     """`normalize_address` (mail.validators) of what a line holds: a bare address or the one
     in `Name <address>`; the same result, with each domain checked once per process."""
     text = text.strip().rstrip(",;").strip()
-    match = ANGLE.match(text)
-    value = (match.group(1) if match else text).strip()
+    value = angle_address(text)
+    value = (text if value is None else value).strip()
     if len(value) > 320 or value.count("@") != 1:
         raise ValidationError(_("Invalid e-mail address."), code="invalid")
     local, domain = value.split("@")
@@ -152,6 +156,7 @@ class _Tally:
         self.seen: set[str] = set()
         self.done = self.added = self.present = self.invalid_count = 0
         self.invalid: list[list[Any]] = []
+        self.full = False  # the list reached its plan's max_list_members: the rest is not read
 
     def _refuse(self, number: int, line: str) -> None:
         self.invalid_count += 1
@@ -159,67 +164,72 @@ class _Tally:
             self.invalid.append([number, UNSHOWABLE.sub("\ufffd", line[:SHOWN_TEXT])])
 
     def batch(self, rows: list[tuple[int, str]]) -> None:
-        """Check a batch of lines and insert its new members (two queries)."""
-        valid = []
+        """Check a batch of lines and insert its new members (a few queries), in a transaction:
+        the list's row locked, no further than the room its plan leaves (then `full`)."""
+        room = lock_list_room(self.mailing_list)
+        checked = []
         for number, text in rows:
             try:
                 address = normalize(text) if len(text) <= MAX_LINE else ""
             except ValidationError:
                 address = ""
-            if not address or address.startswith(self.own):
-                self._refuse(number, text)
-            elif address in self.seen:
-                self.present += 1
-            else:
-                self.seen.add(address)
-                valid.append(address)
+            checked.append((number, text, "" if address.startswith(self.own) else address))
+        valid = [address for _n, _t, address in checked if address]
         existing = set(ListMember.objects.filter(
             mailing_list=self.mailing_list, kind=self.kind, address__in=valid).values_list("address", flat=True))
-        new = [address for address in valid if address not in existing]
+        new: list[str] = []
+        for number, text, address in checked:
+            if not address:
+                self._refuse(number, text)
+            elif address in self.seen or address in existing:
+                self.present += 1
+            elif room is not None and len(new) >= room:
+                self.full = True
+                break
+            else:
+                new.append(address)
+            self.seen.add(address)
+            self.done += 1
         ListMember.objects.bulk_create(
             [ListMember(mailing_list=self.mailing_list, kind=self.kind, address=a) for a in new],
             ignore_conflicts=True, batch_size=1000)  # a member added meanwhile stays as it is
         self.added += len(new)
-        self.present += len(existing)
-        self.done += len(rows)
 
     def fields(self) -> dict[str, Any]:
         return {"done": self.done, "added": self.added, "present": self.present, "invalid": self.invalid}
 
 
-def _finish(tally: _Tally, member_import: MemberImport, acting_user: Any) -> None:
+def _finish(tally: _Tally, member_import: MemberImport, acting_user: Seat | None) -> None:
     """The import's one revision (when it added someone) and its one audit row."""
     mailing_list = tally.mailing_list
     if tally.added:
         MailingList.objects.filter(pk=mailing_list.pk).update(revision=domain_changed(mailing_list.domain))
+    full = {"not_read": member_import.total - tally.done} if tally.full else {}  # the list reached its limit
     audit.record(acting_user, Action.LIST_MEMBER_IMPORT, mailing_list, kind=tally.kind, lines=member_import.total,
-                 added=tally.added, present=tally.present, invalid=tally.invalid_count)
+                 added=tally.added, present=tally.present, invalid=tally.invalid_count, **full)
 
 
 def _check(mailing_list: MailingList, kind: str, text: str, source: str) -> None:
     if kind not in MemberKind.values or source not in SOURCES:
         raise ValidationError(_("Choose one of the options."), code="invalid")
-    if len(text) > MAX_UPLOAD_BYTES:  # characters: a file of at most that many bytes has no more
-        raise ValidationError(_("The file is too large (at most %(max)d MB)."), code="too_large",
-                              params={"max": MAX_UPLOAD_BYTES // (1024 * 1024)})
-    if not text.strip():
-        raise ValidationError(_("Paste some addresses or choose a file."), code="required")
+    transfer.check_text(text, _("Paste some addresses or choose a file."))
 
 
-def _actor_ref(actor: Any) -> list[Any]:
-    return ["mailbox" if isinstance(actor, Mailbox) else "user", getattr(actor, "pk", None)]
+def _check_in_flight(mailing_list: MailingList) -> None:
+    """Refuse a long import when IMPORTS_IN_FLIGHT of the customer's imports (these and its
+    domains' POP accounts and forwards) are queued or running (mail.transfer.check_in_flight)."""
+    transfer.check_in_flight(mailing_list.domain_id)
 
 
-def _actor(ref: list[Any]) -> Any:
-    kind, pk = ref
-    if pk is None:
-        return None
-    model = Mailbox if kind == "mailbox" else User
-    return model._default_manager.filter(pk=pk).first()
+def _queue(job: MemberImport, text: str, source: str, acting_user: Seat | None) -> None:
+    """Queue a long import's task (after its commit; the broker down: mail.transfer.send_or_fail)."""
+    args = [job.pk, text, source, transfer.actor_ref(acting_user)]
+    transfer.send_or_fail(job, lambda: panel_app.send_task(TASK, args=args),
+                          what=f"import {job.pk} into list {job.mailing_list_id}", logger=log)
 
 
 def member_import(*, mailing_list: MailingList, kind: str, text: str, source: str = "paste",
-                  acting_user: Any) -> MemberImport:
+                  acting_user: Seat | None) -> MemberImport:
     """Import members of `kind` into a list (see the module). A short import is done when this
     returns; a long one is running: its task is queued when the transaction commits."""
     _check(mailing_list, kind, text, source)
@@ -227,10 +237,10 @@ def member_import(*, mailing_list: MailingList, kind: str, text: str, source: st
     created_by = str(getattr(acting_user, "email", None) or acting_user or "")[:320]
     if len(rows) > INLINE_LINES:
         with transaction.atomic():
+            _check_in_flight(mailing_list)
             job = MemberImport.objects.create(mailing_list=mailing_list, kind=kind, total=len(rows),
                                               created_by=created_by)
-            transaction.on_commit(lambda: panel_app.send_task(TASK, args=[job.pk, text, source, _actor_ref(
-                acting_user)]))
+            transaction.on_commit(lambda: _queue(job, text, source, acting_user))
         return job
     with transaction.atomic():
         tally = _Tally(mailing_list, kind)
@@ -255,10 +265,14 @@ def run_import(import_id: int, text: str, source: str, actor: list[Any]) -> None
             with transaction.atomic():
                 tally.batch(rows[start:start + BATCH])
                 MemberImport.objects.filter(pk=job.pk).update(**tally.fields())
+            if tally.full:
+                break
+            if connection.vendor == "sqlite":
+                time.sleep(SQLITE_YIELD_SECONDS)
         state, error = ImportState.DONE, ""
     except Exception as failure:  # noqa: BLE001 - the import's page says it stopped; what was added stays
         log.exception("import %s into %s stopped", job.pk, job.mailing_list)
         state, error = ImportState.FAILED, f"{type(failure).__name__}: {failure}"[:2000]  # for support
     with transaction.atomic():
         MemberImport.objects.filter(pk=job.pk).update(state=state, error=error, total=len(rows), **tally.fields())
-        _finish(tally, job, _actor(actor))
+        _finish(tally, job, transfer.actor_of(actor))

@@ -89,6 +89,7 @@ class MemberKind(models.TextChoices):
     SUBSCRIBER = "subscriber", _("subscriber")
     MODERATOR = "moderator", _("moderator")
     DIGEST = "digest", _("digest subscriber")
+    NOMAIL = "nomail", _("subscriber without mail")
 
 
 class ListMember(models.Model):

@@ -1,6 +1,6 @@
 """Moderation from the panel: what a list's host holds for its moderators, and the decisions.
 
-The host reports what mlmmj holds (`provisioning.services.record_held`: on the agent's maintain
+The host reports what mlmmj holds (`lists.reports.record_held`: on the agent's maintain
 beat, every minute, and within seconds when a moderation page asks for it, `ask_report`). A
 decision taken here (`held_decide`) is audited and sent to the host after commit; the item stays,
 marked "being sent", until the host's next report of the list no longer has it. A decision
@@ -24,6 +24,7 @@ from config.celery import app as panel_app
 from hosting import audit
 from hosting.audit import Action
 from hosting.models import MailHost
+from hosting.roles import Seat
 from lists.models import Decision, HeldMessage, MailingList
 from mailhost import contract
 
@@ -43,22 +44,31 @@ def held_in(mailing_list: MailingList, pk: Any) -> HeldMessage:
     return get_object_or_404(mailing_list.held.all(), pk=pk)
 
 
-def _actor_label(actor: Any) -> str:
+def _actor_label(actor: Seat | None) -> str:
     return str(getattr(actor, "email", None) or actor)[:320]
 
 
 def decision_request(held: HeldMessage) -> contract.Moderation:
-    return {"domain": held.mailing_list.domain.name, "list": held.mailing_list.name, "key": held.key,
-            "kind": held.kind, "decision": held.decision}
+    request = {"domain": held.mailing_list.domain.name, "list": held.mailing_list.name, "key": held.key,
+               "kind": held.kind, "decision": held.decision}
+    return contract.check(request, contract.Moderation)
 
 
 def send_decision(host: MailHost, request: contract.Moderation) -> None:
-    """Queue a decision for the host's agent (mlmmj ignores one whose item is gone: safe to resend)."""
-    panel_app.send_task(contract.MODERATE, args=[request], queue=host.queue)
+    """Queue a decision for the host's agent (mlmmj ignores one whose item is gone: safe to resend).
+    Sent after commit: with the broker down the decision is saved all the same, the failure is
+    logged, and the host's next report of the list (its beat, every minute) finds the item still
+    held and decided, which sends it again (`lists.reports.record_held`)."""
+    try:
+        panel_app.send_task(contract.MODERATE, args=[request], queue=host.queue)
+    except Exception as error:  # noqa: BLE001 - a broker down must not turn a saved decision into a 500
+        log.error("the decision on %s of %s@%s could not be queued for %s (%s: %s); sent again at the "
+                  "host's next report", request["key"], request["list"], request["domain"], host,
+                  type(error).__name__, error)
 
 
 @transaction.atomic
-def held_decide(*, held: HeldMessage, decision: str, acting_user: Any) -> HeldMessage:
+def held_decide(*, held: HeldMessage, decision: str, acting_user: Seat | None) -> HeldMessage:
     """Approve or reject one held item: the post goes to the list or is discarded, the
     subscription request is let in or refused. Once only: a decided item is refused."""
     if decision not in (Decision.APPROVE, Decision.REJECT):

@@ -8,27 +8,28 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 
 from hosting.models import Domain
+from hosting.roles import Seat
 from mail.models import Forward, Mailbox, Robot
 
 
-def get_mailbox_for_user(user: Any, pk: Any) -> Mailbox:
+def get_mailbox_for_user(user: Seat, pk: int | str) -> Mailbox:
     return get_object_or_404(Mailbox.objects.visible_to(user).select_related("domain"), pk=pk)
 
 
-def get_mailbox_in(seat: Any, domain: Domain, pk: Any) -> Mailbox:
+def get_mailbox_in(seat: Seat, domain: Domain, pk: int | str) -> Mailbox:
     """A mailbox of `domain` the seat may see (the domain came from `get_domain_for_user`)."""
     return get_object_or_404(Mailbox.objects.visible_to(seat).filter(domain=domain), pk=pk)
 
 
-def get_forward_in(seat: Any, domain: Domain, pk: Any) -> Forward:
+def get_forward_in(seat: Seat, domain: Domain, pk: int | str) -> Forward:
     return get_object_or_404(Forward.objects.visible_to(seat).filter(domain=domain), pk=pk)
 
 
-def get_robot_in(seat: Any, domain: Domain, pk: Any) -> Robot:
+def get_robot_in(seat: Seat, domain: Domain, pk: int | str) -> Robot:
     return get_object_or_404(Robot.objects.visible_to(seat).filter(domain=domain), pk=pk)
 
 
-def find_address(seat: Any, domain: Domain, local: str) -> tuple[str, Any] | None:
+def find_address(seat: Seat, domain: Domain, local: str) -> tuple[str, Any] | None:
     """What holds `local@domain` (the quick box): ("mailbox" | "forward" | "robot", the row),
     ("list", its pk), or None when nothing does."""
     for kind, model in (("mailbox", Mailbox), ("forward", Forward), ("robot", Robot)):

@@ -9,23 +9,24 @@ refuses the domain).
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 
 from hosting.models import Domain, Pack
+from hosting.roles import Seat
 from mail.models import POSTMASTER, required_accounts
-from mail.services import mailbox_create
+from mail.services import PreparedPassword, mailbox_create, prepare_password
 from provisioning.domains import domain_create
 
 
-@transaction.atomic
-def domain_create_with_accounts(*, pack: Pack, name: str, password: str, acting_user: Any) -> Domain:
+def domain_create_with_accounts(*, pack: Pack, name: str, password: str | PreparedPassword,
+                                acting_user: Seat | None) -> Domain:
     """Create the domain and its required accounts (`mail.models.required_accounts`), all with
     `password`: the domain's admin reads hostmaster@'s mail with the password they chose, and
-    may give it its own later."""
-    domain = domain_create(pack=pack, name=name, acting_user=acting_user)
-    for local in required_accounts(domain.name):
-        mailbox_create(domain=domain, local_part=local, password=password, real_name=local.title(),
-                       is_admin=local == POSTMASTER, acting_user=acting_user)
+    may give it its own later. The password is hashed once, before the transaction."""
+    prepared = prepare_password(password)
+    with transaction.atomic():
+        domain = domain_create(pack=pack, name=name, acting_user=acting_user)
+        for local in required_accounts(domain.name):
+            mailbox_create(domain=domain, local_part=local, password=prepared, real_name=local.title(),
+                           is_admin=local == POSTMASTER, acting_user=acting_user)
     return domain

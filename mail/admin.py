@@ -23,6 +23,11 @@ from provisioning.models import sync_state_label
 
 MAILBOX_ACCESS = ["enabled", "allow_pop3", "allow_imap", "allow_smtp"]
 MAILBOX_EDITABLE = ["real_name", "quota_mb", "is_admin", *MAILBOX_ACCESS]
+MAILBOX_FIELDS = (
+    "domain", "local_part", *MAILBOX_EDITABLE, "routing", "forward_to", "keep_copy",
+    "vacation_enabled", "vacation_subject", "vacation_message", "vacation_start", "vacation_end",
+    "vacation_days", "revision", "quota_used_bytes", "mail_host_state",
+)
 
 
 class MailboxForm(ServiceForm):
@@ -43,12 +48,8 @@ class MailboxAdmin(TenantAdmin):
     list_display = ["local_part", "domain", "real_name", "quota_mb", "is_admin", "enabled", "mail_host_state"]
     list_select_related = ["domain__sync"]
     search_fields = ["local_part", "domain__name", "real_name"]
-    fields = [
-        "domain", "local_part", *MAILBOX_EDITABLE, "routing", "forward_to", "keep_copy",
-        "vacation_enabled", "vacation_subject", "vacation_message", "vacation_start", "vacation_end",
-        "vacation_days", "revision", "quota_used_bytes", "mail_host_state",
-    ]
-    readonly_fields = [name for name in fields if name not in MAILBOX_EDITABLE]
+    fields = MAILBOX_FIELDS
+    readonly_fields = [name for name in MAILBOX_FIELDS if name not in MAILBOX_EDITABLE]
 
     def change_object(self, request: HttpRequest, obj: Mailbox, form: Any) -> None:
         """Each changed field through its service function (one audit row and revision each)."""

@@ -23,7 +23,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from hosting.validators import normalize_domain
+from hosting.models import Domain
+from hosting.validators import domain_as_typed, normalize_domain
 from mail.models import POSTMASTER, LoginThrottle, Mailbox
 from mail.validators import normalize_local_part
 from mailhost.passwords import hash_password, needs_upgrade, verify_password
@@ -35,17 +36,35 @@ DEFAULT_ACCOUNT = POSTMASTER
 
 
 def parse_login(account: str, domain: str) -> tuple[str, str] | None:
-    """Accept `postmaster` + `example.test`, or `user@example.test` in the account field."""
+    """Accept `postmaster` + `example.test`, or `user@example.test` in the account field. The
+    domain is read as it is when added (`hosting.validators.domain_as_typed`: `www.example.test`
+    is `example.test`), so that what the customer typed to add a domain opens it."""
     account = (account or "").strip() or DEFAULT_ACCOUNT
     if "@" in account:
         account, _sep, domain = account.rpartition("@")
-    domain = (domain or "").strip()
-    if domain.lower().startswith("www."):
-        domain = domain[4:]
     try:
-        return normalize_local_part(account), normalize_domain(domain)
+        return normalize_local_part(account), domain_as_typed(domain)
     except Exception:  # noqa: BLE001 - any invalid input is simply a failed login
         return None
+
+
+def _typed_domain(account: str, domain: str) -> str | None:
+    """The domain's name exactly as typed (no www. dropped), or None: a domain added with its
+    www. before the panel dropped it is still reached by its stored name."""
+    account = (account or "").strip()
+    if "@" in account:
+        domain = account.rpartition("@")[2]
+    try:
+        return normalize_domain(domain)
+    except Exception:  # noqa: BLE001 - any invalid input is simply not a domain
+        return None
+
+
+def _through_aliases(names: list[str]) -> list[str]:
+    """The names with each alias domain among them read as the domain it is an alias of: x@alias
+    logs in as the mailbox x@target, with its password (vpopmail and QmailAdmin did). One query."""
+    targets = dict(Domain.objects.filter(name__in=names, alias_of__isnull=False).values_list("name", "alias_of__name"))
+    return [targets.get(name, name) for name in names]
 
 
 def _client_ip(request: HttpRequest) -> str:
@@ -108,24 +127,42 @@ def give_back_attempt(limits: dict[str, int]) -> None:
             LoginThrottle.objects.filter(key=key, count__gt=0).update(count=F("count") - 1)
 
 
+class PanelRequest(HttpRequest):
+    """An HttpRequest as MailboxSessionMiddleware leaves it: `mailbox` is the Mailbox logged in
+    through the QmailAdmin-style form, or None. A type for the views to read it by, never built."""
+
+    mailbox: Mailbox | None
+
+
+class MailboxRequest(PanelRequest):
+    """The request of a view behind `mailbox_required`: a mailbox is logged in."""
+
+    mailbox: Mailbox
+
+
 def authenticate_mailbox(request: HttpRequest, account: str, domain: str, password: str) -> Mailbox | None:
     """The enabled mailbox these credentials open, or None when they open none.
 
     Raises TooManyAttempts, without verifying the password, when the attempt is past the limit
     of its address or of its client IP."""
     parsed = parse_login(account, domain)
+    names: list[str] = []
+    if parsed is not None:  # an alias domain's name is its target's: one mailbox, one count of attempts
+        names = _through_aliases([parsed[1], _typed_domain(account, domain) or parsed[1]])  # the rule's name first
+        parsed = (parsed[0], names[0])
     limits = _attempt_limits(request, "@".join(parsed or (account, domain)))
     if not take_attempt(limits):
         raise TooManyAttempts
     mailbox = None
     if parsed is not None:
-        local, ascii_domain = parsed
-        mailbox = (
-            Mailbox.objects.select_related("domain")
-            .filter(domain__name=ascii_domain, local_part=local, enabled=True)
-            .first()
-        )
-    if not verify_password(password, mailbox.password_hash if mailbox else None):
+        local = parsed[0]
+        found = {
+            m.domain.name: m
+            for m in Mailbox.objects.select_related("domain").filter(
+                domain__name__in=names, local_part=local, enabled=True)
+        }
+        mailbox = next((found[name] for name in names if name in found), None)
+    if not verify_password(password, mailbox.password_hash if mailbox else None) or mailbox is None:
         return None
     give_back_attempt(limits)
     if needs_upgrade(mailbox.password_hash):
@@ -133,11 +170,28 @@ def authenticate_mailbox(request: HttpRequest, account: str, domain: str, passwo
     return mailbox
 
 
+def check_current_password(request: HttpRequest, mailbox: Mailbox, password: str) -> bool:
+    """Whether `password` is the current password of `mailbox` (a user's own pages ask it before
+    a change: an open session is not enough). Throttled as a login, in the same slots (its
+    address, the client IP) taken before the password is verified: raises TooManyAttempts past
+    either limit; a right password gives its slot back."""
+    limits = _attempt_limits(request, f"{mailbox.local_part}@{mailbox.domain.name}")
+    if not take_attempt(limits):
+        raise TooManyAttempts
+    if not verify_password(password, mailbox.password_hash):
+        return False
+    give_back_attempt(limits)
+    return True
+
+
 def _upgrade_hash(mailbox: Mailbox, password: str) -> None:
+    """Store a new-scheme hash of a password that just logged in: hashed before the
+    transaction, so that no lock is held while it is computed."""
+    new_hash = hash_password(password)
     with transaction.atomic():
         revision = domain_changed(mailbox.domain)
         Mailbox.objects.filter(pk=mailbox.pk, password_hash=mailbox.password_hash).update(
-            password_hash=hash_password(password), revision=revision
+            password_hash=new_hash, revision=revision
         )
     mailbox.refresh_from_db(fields=["password_hash"])
 
@@ -146,7 +200,7 @@ def session_hash(mailbox: Mailbox) -> str:
     return salted_hmac("mail.auth.session", mailbox.password_hash).hexdigest()
 
 
-def login_mailbox(request: HttpRequest, mailbox: Mailbox) -> None:
+def login_mailbox(request: PanelRequest, mailbox: Mailbox) -> None:
     """Open a mailbox session, ending any other login in this browser first."""
     request.session.flush()
     request.session[SESSION_ID] = mailbox.pk
@@ -154,7 +208,7 @@ def login_mailbox(request: HttpRequest, mailbox: Mailbox) -> None:
     request.mailbox = mailbox
 
 
-def logout_mailbox(request: HttpRequest) -> None:
+def logout_mailbox(request: PanelRequest) -> None:
     request.session.flush()
     request.mailbox = None
 

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from mail.auth import mailbox_from_session
+from mail.auth import PanelRequest, mailbox_from_session
 
 
 class MailboxSessionMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: PanelRequest) -> HttpResponse:
         request.mailbox = mailbox_from_session(request)
         return self.get_response(request)

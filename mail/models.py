@@ -231,3 +231,46 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+class ImportKind(models.TextChoices):
+    MAILBOXES = "mailboxes", _("POP accounts")
+    FORWARDS = "forwards", _("forwards")
+
+
+class ImportState(models.TextChoices):
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class AccountImport(models.Model):
+    """A bulk import of a domain's POP accounts or forwards (pasted or uploaded, mail.transfer):
+    its progress and its report. Never a password: the lines are not kept, only the refused
+    lines' numbers and reasons."""
+
+    domain = models.ForeignKey(
+        Domain, on_delete=models.CASCADE, related_name="account_imports", verbose_name=_("domain")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=ImportKind)
+    state = models.CharField(_("state"), max_length=8, choices=ImportState, default=ImportState.RUNNING)
+    total = models.PositiveIntegerField(_("lines"), default=0)
+    done = models.PositiveIntegerField(_("lines read"), default=0)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    present = models.PositiveIntegerField(_("already there"), default=0)
+    refused = models.JSONField(_("refused lines"), default=list, blank=True)  # [[line number, reason], ...]
+    refused_count = models.PositiveIntegerField(_("refused"), default=0)
+    windows_1252 = models.BooleanField(_("read as Windows-1252"), default=False)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.CharField(_("by"), max_length=320, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = DomainChildQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("account import")
+        verbose_name_plural = _("account imports")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.kind} {self.created}/{self.total}"

@@ -4,11 +4,14 @@ not given to another mailbox or robot until the host has confirmed the move.
 
 The host moves the old home to the new name when it applies the rename (`mailhost.apply`); the
 mailbox carries its previous name (`Mailbox.renamed_from`) until the host confirms the rename's
-revision (`provisioning.services.record_report` clears it), so a lost document is made good by
+revision (`hostlink.reports.record_report` clears it), so a lost document is made good by
 the next one, whole or delta.
 """
 
 from __future__ import annotations
+
+from functools import reduce
+from operator import or_
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, Q, QuerySet, TextField, Value
@@ -63,13 +66,13 @@ def repoint(domain: Domain, old: str, new: str, revision: int) -> list[str]:
     forwards, forwarding mailboxes, robots' copies, the catch-all. Each row changed gets
     `revision`. Returns the addresses of what changed (the catch-all's: @domain), for the audit
     row."""
-    own = f"@{domain.name}"
+    names = routing_rules.names_of(domain)  # its own name and its alias domains' (old@alias is old@domain)
 
     def moved(address: str) -> str:
         if not routing_rules.reaches(domain, old, address):
             return address
-        local = address[: -len(own)]
-        return f"{new}{local[len(old):]}{own}"
+        local, _at, host = address.rpartition("@")
+        return f"{new}{local[len(old):]}@{host}"
 
     def rewritten(addresses: list[str]) -> list[str]:
         result: list[str] = []
@@ -78,7 +81,7 @@ def repoint(domain: Domain, old: str, new: str, revision: int) -> list[str]:
                 result.append(address)
         return result
 
-    wanted = Q(text__contains=f'"{old}{own}"') | Q(text__contains=f'"{old}+')
+    wanted = reduce(or_, (Q(text__contains=f'"{old}@{name}"') for name in names), Q(text__contains=f'"{old}+'))
     labels: list[str] = []
     for forward in Forward.objects.filter(domain=domain).annotate(
             text=Cast("destinations", TextField())).filter(wanted):

@@ -5,18 +5,24 @@ The order of the checks is QmailAdmin's: limit, name syntax, name free, password
 
 from __future__ import annotations
 
+import operator
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, Q, Sum
+from django.db.models import Exists, Manager, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.audit import Action
 from hosting.models import Domain, Pack
+from hosting.roles import Seat
 from hosting.services import has_room, lock_pack
-from hosting.validators import normalize_domain, parse_quota_mb
+from hosting.validators import domain_to_unicode, normalize_domain, parse_quota_mb
 from mail import rename, routing_rules
 from mail.models import (
     HOSTMASTER,
@@ -54,36 +60,79 @@ def check_mailbox_limits(pack: Pack) -> None:
             )
 
 
-def _holders(domain: Domain, local_part: str) -> Q:
-    """The name is a mailbox, forward, robot or mailing list of the domain, or a list's
-    sub-address (`list+anything`: mlmmj's commands; `list-subscribe`...: the ezmlm-style ones,
-    `render.list_bases`; the lists app is above mail: its rows are read through the domain's
+def check_forward_limits(pack: Pack) -> None:
+    """Raise when the pack has no room for one more forward. Call inside a transaction after
+    `lock_pack`."""
+    if not has_room(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack)):
+        raise ValidationError(_("Maximum number of forwards reached."), code="limit")
+
+
+def _holders(domain: Domain, local_part: str) -> dict[str, Exists]:
+    """What of the domain may hold the name: a mailbox, forward, robot or mailing list, or a
+    list's sub-address (`list+anything`: mlmmj's commands; `list-subscribe`...: the ezmlm-style
+    ones, `render.list_bases`; the lists app is above mail: its rows are read through the domain's
     relation `lists`)."""
-    return (Exists(Mailbox.objects.filter(domain=domain, local_part=local_part))
-            | Exists(Forward.objects.filter(domain=domain, local_part=local_part))
-            | Exists(Robot.objects.filter(domain=domain, local_part=local_part))
-            | Exists(domain.lists.filter(name__in={local_part, *list_bases(local_part)})))
+    return {
+        "mailbox": Exists(Mailbox.objects.filter(domain=domain, local_part=local_part)),
+        "forward": Exists(Forward.objects.filter(domain=domain, local_part=local_part)),
+        "robot": Exists(Robot.objects.filter(domain=domain, local_part=local_part)),
+        "list": Exists(domain.lists.filter(name=local_part)),
+        "list_address": Exists(domain.lists.filter(name__in=list_bases(local_part))),
+    }
 
 
 def address_taken(domain: Domain, local_part: str) -> bool:
     """Whether something of the domain holds the name (`_holders`). One query."""
-    return Domain.objects.filter(pk=domain.pk).filter(_holders(domain, local_part)).exists()
+    taken = reduce(operator.or_, _holders(domain, local_part).values())
+    return Domain.objects.filter(pk=domain.pk).filter(taken).exists()
+
+
+def name_taken(domain: Domain, local: str, holder: str) -> ValidationError:
+    """The refusal of a name that `holder` (a key of `_holders`) holds in the same domain, saying
+    what holds it: only the domain's own objects are ever named (another customer's addresses are
+    never looked at, see `routing_rules`)."""
+    address = f"{local}@{domain.unicode_name}"
+    if holder == "list_address":
+        base = domain.lists.filter(name__in=list_bases(local)).values_list("name", flat=True).first()
+        return ValidationError(
+            _("Name already used. %(address)s is an address of the mailing list %(list)s.")
+            % {"address": address, "list": f"{base}@{domain.unicode_name}"}, code="unique")
+    message = {
+        "mailbox": _("Name already used. %(address)s is already a POP account."),
+        "forward": _("Name already used. %(address)s is already a forward."),
+        "robot": _("Name already used. %(address)s is already a mail robot."),
+        "list": _("Name already used. %(address)s is already a mailing list."),
+    }[holder]
+    return ValidationError(message % {"address": address}, code="unique")
+
+
+def refuse_alias_domain(domain: Domain) -> None:
+    """An alias domain holds nothing of its own (its addresses are its target's): refuse to
+    create anything in it."""
+    if domain.alias_of_id is not None:
+        target = Domain.objects.filter(pk=domain.alias_of_id).values_list("name", flat=True).first() or ""
+        raise ValidationError(
+            _("%(name)s is an alias domain of %(target)s: every address of %(target)s is also valid at %(name)s. "
+              "Create it in %(target)s.") % {"name": domain.unicode_name, "target": domain_to_unicode(target)},
+            code="alias_domain")
 
 
 def check_name_free(domain: Domain, local: str, *, home: bool = False) -> None:
-    """Refuse a name something of the domain holds ("Name already used."), and with `home` (it gets
-    a home on the host: a mailbox, a robot) one the host may still use for another's mail
-    (`rename.home_checks`). One query."""
-    checks = {"taken": ExpressionWrapper(_holders(domain, local), output_field=BooleanField()),
-              **(rename.home_checks(domain, local) if home else {})}
+    """Refuse a name something of the domain holds, saying what (`name_taken`), and with `home` (it
+    gets a home on the host: a mailbox, a robot) one the host may still use for another's mail
+    (`rename.home_checks`). One query. Nothing is created in an alias domain (every create of a
+    mailbox, forward, robot or list checks its name here)."""
+    refuse_alias_domain(domain)
+    checks = {**_holders(domain, local), **(rename.home_checks(domain, local) if home else {})}
     found = Domain.objects.filter(pk=domain.pk).annotate(**checks).values(*checks).get()
-    if found["taken"]:
-        raise ValidationError(_("Name already used."), code="unique")
+    holder = next((name for name in _holders(domain, local) if found[name]), None)
+    if holder is not None:
+        raise name_taken(domain, local, holder)
     if home:
         rename.refuse_busy_home(local, renaming=found["renaming"], pending=found["pending"])
 
 
-def claim_name(domain: Domain, name: str, *, limit: str, rows: Any, full: str,
+def claim_name(domain: Domain, name: str, *, limit: str, rows: Manager[Any] | QuerySet[Any], full: str,
                home: bool = False) -> tuple[Pack, str]:
     """Lock the pack, check the plan's `limit` against the pack's `rows`, then the name's syntax
     and that it is free in the domain (QmailAdmin's order; `home`: see `check_name_free`).
@@ -103,7 +152,7 @@ def resolve_quota(pack: Pack, quota_mb: int | str | None, *, replacing: Mailbox 
     plan = pack.plan
     quota = parse_quota_mb(quota_mb)
     if quota is None:
-        quota = parse_quota_mb(plan.default_quota_mb)
+        quota = parse_quota_mb(plan.default_quota_mb) or 0  # an int field: never blank
     if plan.total_quota_mb:
         if quota == 0:
             raise ValidationError(_("This pack does not allow unlimited quotas."), code="quota")
@@ -120,56 +169,97 @@ def resolve_quota(pack: Pack, quota_mb: int | str | None, *, replacing: Mailbox 
     return quota
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class PreparedPassword:
+    """A new password checked (`check_new_password`) and hashed before any transaction
+    (`prepare_password`): hashing (argon2id, about 0.2 s) never runs under a lock. A refused
+    password keeps its refusal, raised by the service at its place in QmailAdmin's order."""
+
+    hash: str = field(default="", repr=False)
+    error: ValidationError | None = None
+
+    def checked_hash(self) -> str:
+        if self.error is not None:
+            raise self.error
+        return self.hash
+
+
+# Hashes this process makes at once: argon2id takes a core and 64 MiB for about 0.2 s, so more
+# at once than there are cores only makes each finish later (50 parallel creates on 2 cores all
+# ended together, after the time of 25 hashes) and adds 64 MiB each. The wait holds no lock: it
+# comes before the transaction.
+HASHING = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
+def prepare_password(password: str | PreparedPassword) -> PreparedPassword:
+    """Check and hash a new password; call it before the transaction (a view before
+    `apply_changes`, a service before its `atomic`). A weak password is not hashed."""
+    if isinstance(password, PreparedPassword):
+        return password
+    try:
+        check_new_password(password)
+    except ValidationError as error:
+        return PreparedPassword(error=error)
+    with HASHING:
+        return PreparedPassword(hash=hash_password(password))
+
+
 def mailbox_create(
     *,
     domain: Domain,
     local_part: str,
-    password: str,
+    password: str | PreparedPassword,
     real_name: str = "",
     quota_mb: int | str | None = None,
     is_admin: bool = False,
-    acting_user: Any,
+    acting_user: Seat | None,
 ) -> Mailbox:
-    pack = lock_pack(domain.pack_id)
-    check_mailbox_limits(pack)
-    local = normalize_local_part(local_part)
-    check_name_free(domain, local, home=True)
-    check_new_password(password)
-    quota = resolve_quota(pack, quota_mb)
-    revision = domain_changed(domain)
-    try:
-        with transaction.atomic():
-            mailbox = Mailbox.objects.create(
-                domain=domain,
-                local_part=local,
-                password_hash=hash_password(password),
-                real_name=real_name.strip(),
-                search_name=folded(f"{local} {real_name.strip()}"),
-                quota_mb=quota,
-                is_admin=is_admin,
-                revision=revision,
-            )
-    except IntegrityError:
-        raise ValidationError(_("Name already used."), code="unique") from None
-    audit.record(acting_user, Action.MAILBOX_CREATE, mailbox)
+    """Create a POP account. The password is hashed first (`prepare_password`), then the pack
+    is locked and the limits, the name and the password's strength checked in one transaction:
+    creates in one pack wait for each other's checks, never for each other's hashing."""
+    prepared = prepare_password(password)
+    with transaction.atomic():
+        pack = lock_pack(domain.pack_id)
+        check_mailbox_limits(pack)
+        local = normalize_local_part(local_part)
+        check_name_free(domain, local, home=True)
+        password_hash = prepared.checked_hash()
+        quota = resolve_quota(pack, quota_mb)
+        revision = domain_changed(domain)
+        try:
+            with transaction.atomic():
+                mailbox = Mailbox.objects.create(
+                    domain=domain,
+                    local_part=local,
+                    password_hash=password_hash,
+                    real_name=real_name.strip(),
+                    search_name=folded(f"{local} {real_name.strip()}"),
+                    quota_mb=quota,
+                    is_admin=is_admin,
+                    revision=revision,
+                )
+        except IntegrityError:
+            raise ValidationError(_("Name already used."), code="unique") from None
+        audit.record(acting_user, Action.MAILBOX_CREATE, mailbox)
     return mailbox
 
 
-@transaction.atomic
-def mailbox_set_password(*, mailbox: Mailbox, password: str, acting_user: Any) -> None:
-    """Check the new password (`check_new_password`) first, then store only its hash."""
-    check_new_password(password)
-    revision = domain_changed(mailbox.domain)
-    Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=hash_password(password), revision=revision)
-    mailbox.refresh_from_db(fields=["password_hash", "revision"])
-    audit.record(acting_user, Action.MAILBOX_SET_PASSWORD, mailbox)
+def mailbox_set_password(*, mailbox: Mailbox, password: str | PreparedPassword, acting_user: Seat | None) -> None:
+    """Check the new password (`check_new_password`) and hash it before the transaction, then
+    store only its hash."""
+    password_hash = prepare_password(password).checked_hash()
+    with transaction.atomic():
+        revision = domain_changed(mailbox.domain)
+        Mailbox.objects.filter(pk=mailbox.pk).update(password_hash=password_hash, revision=revision)
+        mailbox.refresh_from_db(fields=["password_hash", "revision"])
+        audit.record(acting_user, Action.MAILBOX_SET_PASSWORD, mailbox)
 
 
 MAX_DESTINATIONS = 10
 
 
-def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local: str) -> list[str]:
+def check_destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local: str,
+                       keeps_copy: bool = False) -> list[str]:
     """Validate the destinations local@domain is to forward to: `name` alone means a mailbox of
     this domain, which must exist; no duplicates; no chain nor loop (`routing_rules`)."""
     result: list[str] = []
@@ -177,15 +267,16 @@ def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local:
         raw = (raw or "").strip()
         if not raw:
             continue
-        if "@" not in raw:
-            name = normalize_local_part(raw)
-            if not Mailbox.objects.filter(domain=domain, local_part=name).exists():
-                raise ValidationError(
-                    _("%(name)s is not a POP account of this domain.") % {"name": raw}, code="destination"
-                )
-            address = f"{name}@{domain.name}"
-        else:
-            address = normalize_address(raw)
+        try:  # a refusal names the address typed, never "the account name" (code "destination")
+            address = f"{normalize_local_part(raw)}@{domain.name}" if "@" not in raw else normalize_address(raw)
+        except ValidationError:
+            raise ValidationError(
+                _("%(address)s is not a valid e-mail address: type name@domain, or the name of a POP account "
+                  "of this domain.") % {"address": raw}, code="destination") from None
+        if "@" not in raw and not Mailbox.objects.filter(domain=domain, local_part=address.partition("@")[0]).exists():
+            raise ValidationError(
+                _("%(name)s is not a POP account of this domain.") % {"name": raw}, code="destination"
+            )
         if address not in result:
             result.append(address)
     if not result:
@@ -194,7 +285,7 @@ def _destinations(domain: Domain, values: list[str] | tuple[str, ...], *, local:
         raise ValidationError(
             _("At most %(max)d destinations.") % {"max": MAX_DESTINATIONS}, code="max_destinations"
         )
-    routing_rules.check_redirect(domain=domain, local=local, destinations=result)
+    routing_rules.check_redirect(domain=domain, local=local, destinations=result, keeps_copy=keeps_copy)
     return result
 
 
@@ -218,12 +309,12 @@ def set_fields(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
 @transaction.atomic
 def mailbox_set_routing(
     *, mailbox: Mailbox, routing: str, forward_to: list[str] | tuple[str, ...] = (), keep_copy: bool = False,
-    acting_user: Any,
+    acting_user: Seat | None,
 ) -> None:
     if routing not in Routing.values:
         raise ValidationError(_("Choose a routing."), code="invalid")
     destinations = (
-        _destinations(mailbox.domain, forward_to, local=mailbox.local_part)
+        check_destinations(mailbox.domain, forward_to, local=mailbox.local_part, keeps_copy=bool(keep_copy))
         if routing == Routing.FORWARD else []
     )
     changed = set_fields(mailbox, {
@@ -246,7 +337,7 @@ def _whole_days(value: Any) -> int:
 @transaction.atomic
 def mailbox_set_vacation(
     *, mailbox: Mailbox, enabled: bool, subject: str = "", message: str = "", start: Any = None,
-    end: Any = None, days: int = 1, acting_user: Any,
+    end: Any = None, days: int = 1, acting_user: Seat | None,
 ) -> None:
     subject = clean_text(subject, max_length=200, single_line=True)
     message = clean_text(message, max_length=4000)
@@ -268,7 +359,7 @@ def mailbox_set_vacation(
 @transaction.atomic
 def mailbox_set_access(
     *, mailbox: Mailbox, enabled: bool | None = None, allow_pop3: bool | None = None,
-    allow_imap: bool | None = None, allow_smtp: bool | None = None, acting_user: Any,
+    allow_imap: bool | None = None, allow_smtp: bool | None = None, acting_user: Seat | None,
 ) -> None:
     asked = {"enabled": enabled, "allow_pop3": allow_pop3, "allow_imap": allow_imap, "allow_smtp": allow_smtp}
     changed = set_fields(mailbox, {k: bool(v) for k, v in asked.items() if v is not None})
@@ -280,7 +371,7 @@ def mailbox_set_access(
 
 
 @transaction.atomic
-def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Any) -> None:
+def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Seat | None) -> None:
     real_name = clean_text(real_name, max_length=200, single_line=True)
     if real_name == mailbox.real_name:
         return
@@ -292,7 +383,7 @@ def mailbox_set_real_name(*, mailbox: Mailbox, real_name: str, acting_user: Any)
 
 
 @transaction.atomic
-def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> None:
+def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Seat | None) -> None:
     """Make a mailbox an admin of its domain, or a plain account again (postmaster always is one)."""
     changed = set_fields(mailbox, {"is_admin": bool(is_admin)})
     if not changed:
@@ -302,7 +393,7 @@ def mailbox_set_admin(*, mailbox: Mailbox, is_admin: bool, acting_user: Any) -> 
 
 
 @transaction.atomic
-def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_user: Any) -> None:
+def mailbox_set_quota(*, mailbox: Mailbox, quota_mb: int | str | None, acting_user: Seat | None) -> None:
     pack = lock_pack(mailbox.domain.pack_id)
     quota = resolve_quota(pack, quota_mb, replacing=mailbox)
     changed = set_fields(mailbox, {"quota_mb": quota})
@@ -320,7 +411,7 @@ def _check_hostmaster(mailbox: Mailbox, confirmed: bool, message: str) -> None:
 
 @transaction.atomic
 def mailbox_rename(
-    *, mailbox: Mailbox, new_local_part: str, confirm_hostmaster: bool = False, acting_user: Any
+    *, mailbox: Mailbox, new_local_part: str, confirm_hostmaster: bool = False, acting_user: Seat | None
 ) -> Mailbox:
     """Give a mailbox another name in its domain; its mail follows it: the host moves the old
     home to the new name (`mailhost.apply`). The new name is checked as a new mailbox's (syntax,
@@ -352,7 +443,8 @@ def mailbox_rename(
                                 "move is done."), code="moving")
     check_name_free(domain, new, home=True)
     if current.routing == Routing.FORWARD:
-        routing_rules.check_redirect(domain=domain, local=new, destinations=current.forward_to)
+        routing_rules.check_redirect(domain=domain, local=new, destinations=current.forward_to,
+                                     keeps_copy=current.keep_copy)
     routing_rules.check_rename(domain=domain, local=old)
     revision = domain_changed(domain, removed=old)
     fields = {"local_part": new, "renamed_from": old, "renamed_revision": revision, "revision": revision,
@@ -368,7 +460,7 @@ def mailbox_rename(
     updated = rename.repoint(domain, old, new, revision)
     for _receiver, changed in rename.mailbox_renamed.send(sender=Mailbox, domain=domain, old=old, new=new,
                                                           revision=revision):
-        updated += changed
+        updated += changed or []  # each receiver's list (django-stubs says str | None)
     audit.record(acting_user, Action.MAILBOX_RENAME, current, changes={"local_part": [old, new]},
                  redirects_updated=updated)
     return current
@@ -376,7 +468,7 @@ def mailbox_rename(
 
 @transaction.atomic
 def mailbox_delete(
-    *, mailbox: Mailbox, redirect_to: str = "", confirm_hostmaster: bool = False, acting_user: Any
+    *, mailbox: Mailbox, redirect_to: str = "", confirm_hostmaster: bool = False, acting_user: Seat | None
 ) -> None:
     """Delete a mailbox (its maildir goes on the host); optionally keep its address as a forward.
     A .fr domain's hostmaster goes only with `confirm_hostmaster`."""
@@ -390,12 +482,12 @@ def mailbox_delete(
     domain, local = mailbox.domain, mailbox.local_part
     pack = lock_pack(domain.pack_id)
     if redirect_to:
-        destinations = _destinations(domain, [redirect_to], local=local)
+        destinations = check_destinations(domain, [redirect_to], local=local)
     else:
         destinations = []
         routing_rules.check_removal(domain=domain, local=local)
-    if destinations and not has_room(pack.plan.max_forwards, Forward.objects.filter(domain__pack=pack)):
-        raise ValidationError(_("Maximum number of forwards reached."), code="limit")
+    if destinations:
+        check_forward_limits(pack)
     audit.record(acting_user, Action.MAILBOX_DELETE, mailbox, redirect_to=redirect_to)
     mailbox.delete()
     revision = domain_changed(domain, removed=local)
@@ -405,10 +497,15 @@ def mailbox_delete(
 
 
 @transaction.atomic
-def forward_create(*, domain: Domain, local_part: str, destinations: list[str], acting_user: Any) -> Forward:
+def forward_create(*, domain: Domain, local_part: str, destinations: list[str], acting_user: Seat | None,
+                   discard: bool = False) -> Forward:
+    """A forward; with `discard`, a name that accepts mail and drops it (no destination: a vpopmail
+    `.qmail-NAME` of comments only, which the import brings in)."""
     _pack, local = claim_name(domain, local_part, limit="max_forwards", rows=Forward.objects,
                               full=_("Maximum number of forwards reached."))
-    targets = _destinations(domain, destinations, local=local)
+    if discard and any((value or "").strip() for value in destinations):
+        raise ValidationError(_("A forward that deletes its mail has no destination."), code="destination")
+    targets = [] if discard else check_destinations(domain, destinations, local=local)
     forward = Forward.objects.create(
         domain=domain, local_part=local, destinations=targets, revision=domain_changed(domain)
     )
@@ -417,8 +514,8 @@ def forward_create(*, domain: Domain, local_part: str, destinations: list[str], 
 
 
 @transaction.atomic
-def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Any) -> None:
-    targets = _destinations(forward.domain, destinations, local=forward.local_part)
+def forward_set_destinations(*, forward: Forward, destinations: list[str], acting_user: Seat | None) -> None:
+    targets = check_destinations(forward.domain, destinations, local=forward.local_part)
     changed = set_fields(forward, {"destinations": targets})
     if not changed:
         return
@@ -426,7 +523,7 @@ def forward_set_destinations(*, forward: Forward, destinations: list[str], actin
     audit.record(acting_user, Action.FORWARD_CHANGE, forward, changes=changed)
 
 
-def delete_address(row: Any, *, local: str, action: Action, acting_user: Any) -> None:
+def delete_address(row: Any, *, local: str, action: Action, acting_user: Seat | None) -> None:
     """Delete a row that holds an address of its domain (a forward, a robot, a list): unless mail
     still goes to `local` (`routing_rules.check_removal`), write the audit row, delete, bump the
     domain's revision. Call inside the caller's transaction."""
@@ -438,7 +535,7 @@ def delete_address(row: Any, *, local: str, action: Action, acting_user: Any) ->
 
 
 @transaction.atomic
-def forward_delete(*, forward: Forward, acting_user: Any) -> None:
+def forward_delete(*, forward: Forward, acting_user: Seat | None) -> None:
     delete_address(forward, local=forward.local_part, action=Action.FORWARD_DELETE, acting_user=acting_user)
 
 
@@ -464,7 +561,11 @@ def _robot_fields(
     if not message:
         raise ValidationError(_("Enter the message the robot sends."), code="required")
     hours = _reply_hours(reply_hours)
-    copy_address = normalize_address(copy_to) if (copy_to or "").strip() else ""
+    try:  # a refusal names the copy address (code "destination")
+        copy_address = normalize_address(copy_to) if (copy_to or "").strip() else ""
+    except ValidationError:
+        raise ValidationError(_("%(address)s is not a valid e-mail address.") % {"address": copy_to.strip()},
+                              code="destination") from None
     if copy_address:
         routing_rules.check_redirect(domain=domain, local=local, destinations=[copy_address])
     return {"subject": subject, "message": message, "copy_to": copy_address, "reply_hours": hours}
@@ -473,7 +574,7 @@ def _robot_fields(
 @transaction.atomic
 def robot_create(
     *, domain: Domain, local_part: str, subject: str, message: str, copy_to: str = "",
-    reply_hours: int | str = ROBOT_REPLY_HOURS_DEFAULT, acting_user: Any
+    reply_hours: int | str = ROBOT_REPLY_HOURS_DEFAULT, acting_user: Seat | None
 ) -> Robot:
     _pack, local = claim_name(domain, local_part, limit="max_robots", rows=Robot.objects,
                               full=_("Maximum number of mail robots reached."), home=True)
@@ -485,7 +586,7 @@ def robot_create(
 
 @transaction.atomic
 def robot_update(
-    *, robot: Robot, subject: str, message: str, copy_to: str, reply_hours: int | str, acting_user: Any
+    *, robot: Robot, subject: str, message: str, copy_to: str, reply_hours: int | str, acting_user: Seat | None
 ) -> None:
     """Change what a robot answers, where its copy goes and how often it answers one sender;
     the audit row holds each changed field as [before, after]."""
@@ -499,13 +600,14 @@ def robot_update(
 
 
 @transaction.atomic
-def robot_delete(*, robot: Robot, acting_user: Any) -> None:
+def robot_delete(*, robot: Robot, acting_user: Seat | None) -> None:
     delete_address(robot, local=robot.local_part, action=Action.ROBOT_DELETE, acting_user=acting_user)
 
 
 @transaction.atomic
-def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: Any) -> CatchAll:
+def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: Seat | None) -> CatchAll:
     """Set what becomes of mail to unknown addresses of the domain."""
+    refuse_alias_domain(domain)
     target = (target or "").strip()
     if mode == CatchAllMode.MAILBOX:
         local, _at, host = target.partition("@")

@@ -4,6 +4,7 @@ what is wrong."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.password_validation import (
     CommonPasswordValidator,
@@ -13,6 +14,9 @@ from django.contrib.auth.password_validation import (
 )
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.password_validation import PasswordValidator  # django-stubs' Protocol
 
 from hosting.validators import normalize_domain
 from mailhost.render import CONTROL_CHARS  # the agent's own check: one pattern for panel and agent
@@ -78,7 +82,9 @@ def normalize_address(value: str) -> str:
 
 
 MAX_PASSWORD_LENGTH = 128
-PASSWORD_STRENGTH = [MinimumLengthValidator(8), CommonPasswordValidator(), NumericPasswordValidator()]
+PASSWORD_STRENGTH: list[PasswordValidator] = [
+    MinimumLengthValidator(8), CommonPasswordValidator(), NumericPasswordValidator(),
+]
 # C0 controls (NUL, tab, line breaks...), DEL, C1 controls, Unicode line separators, and lone
 # surrogates (they cannot be encoded, so never hashed).
 PASSWORD_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")

@@ -11,6 +11,9 @@ panel's database. Configuration from the environment:
   MAILHOST_REMOVAL       delete (default) or archive: what becomes of a removed maildir
   MAILHOST_DOVECOT_CONF  the Dovecot config doveadm uses to copy a moving domain's mail
                          (default: ROOT/dovecot/dovecot.conf of a mailhost.stack, else doveadm's own)
+  MAILHOST_IMPORT_ROOT   where old servers' trees (vpopmail) are copied or mounted, the only place a
+                         mail import reads Maildirs from (mailhost.mailimport; default: ROOT/old)
+  MAILHOST_IMPORT_CONCURRENCY  mailboxes a mail import copies at once (default 4)
 
 Run: celery -A mailhost.agent worker -Q host.<name>
 """
@@ -20,11 +23,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
-from mailhost import broker, contract, list_members, lists, maps, moderation
+from mailhost import broker, contract, list_members, lists, mailimport, maps, moderation
 from mailhost.apply import HostConfig, apply, copy_away
 from mailhost.memory import cycle_collector_paused
 from mailhost.migrate import MigrateError
@@ -62,8 +65,10 @@ app.conf.update(
     task_ignore_result=True,
     task_serializer="json",
     accept_content=["json"],
-    # Run with `worker -B`: list maintenance and membership changed by mail, every minute.
+    # Run with `worker -B`: the heartbeat; list maintenance and membership changed by mail, every minute.
     beat_schedule={
+        "heartbeat": {"task": contract.BEAT, "schedule": float(os.environ.get("MAILHOST_HEARTBEAT_SECONDS")
+                                                             or contract.HEARTBEAT_SECONDS)},
         "maintain": {"task": contract.MAINTAIN, "schedule": 60.0},
         "usage": {"task": contract.REPORT_USAGE, "schedule": 300.0},
     },
@@ -86,16 +91,41 @@ def _prepare() -> None:
 
 
 def tell_panel(task: str, payload: contract.Report | contract.Migrated | contract.ListMembers | contract.Usage
-               | contract.HeldReport) -> None:
+               | contract.HeldReport | contract.Heartbeat | contract.MailImported) -> None:
     """Send the panel one of the contract's reports."""
-    app.send_task(task, kwargs=payload, queue=contract.PANEL_QUEUE)
+    app.send_task(task, kwargs=dict(payload), queue=contract.PANEL_QUEUE)
+
+
+@app.task(name=contract.BEAT)
+def heartbeat(started: bool = False) -> None:
+    """Tell the panel this agent is alive, and which document formats it reads (the beat's, every
+    contract.HEARTBEAT_SECONDS; a host silent for a few of them is flagged in the panel); `started`
+    at the worker's start: the panel then sends again what this host has not confirmed (a document
+    it was applying when it was killed is gone with it)."""
+    tell_panel(contract.HEARTBEAT, {"host": CONFIG.name, "reads": list(contract.READS), "started": started})
+
+
+@worker_ready.connect
+def _heartbeat_at_start(sender: object = None, **_kwargs: object) -> None:
+    """The first heartbeat as soon as the agent's worker is ready (with or without its beat)."""
+    if getattr(sender, "app", None) is app:
+        try:
+            heartbeat(started=True)
+        except Exception:  # noqa: BLE001 - the broker may be down at start: the beat tells it later
+            log.exception("the heartbeat at start could not be sent")
 
 
 @app.task(name=contract.APPLY, acks_late=True)
-def apply_document(packed: str | dict[str, Any]) -> None:
-    """Apply one domain document (packed, see contract.pack) and tell the panel what happened
-    (applied or the error)."""
-    _prepare()
+def apply_document(packed: str | contract.Document) -> None:
+    """Apply one domain document (packed, see contract.pack; or the document itself, from a panel
+    older than this agent: checked all the same) and tell the panel what happened
+    (applied or the error), the error of the folders' or the schema's preparation too (a full
+    disk at the worker's start fails there first)."""
+    unprepared: Exception | None = None
+    try:
+        _prepare()
+    except Exception as error:  # noqa: BLE001 - reported below, under the document's name
+        unprepared = error
     try:
         with cycle_collector_paused():  # as apply: a whole domain is a million objects, none in a cycle
             document = contract.unpack(packed) if isinstance(packed, str) else packed
@@ -107,6 +137,8 @@ def apply_document(packed: str | dict[str, Any]) -> None:
         return
     name, revision, state = document.get("domain"), document.get("revision"), document.get("state", "present")
     try:
+        if unprepared is not None:
+            raise unprepared
         outcome = apply(document, CONFIG)
     except contract.Behind as error:  # nothing applied: the panel sends the complete domain
         log.info("%s@%s: %s", name, revision, error)
@@ -130,7 +162,7 @@ def apply_document(packed: str | dict[str, Any]) -> None:
 
 
 @app.task(name=contract.MIGRATE, acks_late=True)
-def migrate_domain(request: dict[str, Any]) -> None:
+def migrate_domain(request: contract.CopyRequest) -> None:
     """Copy a moving domain's mail to its new host (mailhost.migrate) and tell the panel: what
     was copied, or the error. The maildirs stay until the panel sends the "absent" document."""
     _prepare()
@@ -145,6 +177,34 @@ def migrate_domain(request: dict[str, Any]) -> None:
     log.info("%s copied to %s in %.2f s: %s", domain, request.get("target"), copied.seconds, copied.copied)
     tell_panel(contract.MIGRATED, {"host": CONFIG.name, "move": move, "domain": copied.domain,
                                    "copied": copied.copied, "seconds": copied.seconds})
+
+
+def import_config() -> mailimport.ImportConfig:
+    source_root = os.environ.get("MAILHOST_IMPORT_ROOT")
+    return mailimport.ImportConfig(
+        maps_db=CONFIG.maps_db, work_root=CONFIG.root / "import",
+        source_root=Path(source_root) if source_root else CONFIG.root / "old",
+        dovecot_conf=CONFIG.dovecot_conf, mail_user=CONFIG.mail_user,
+        concurrency=int(os.environ.get("MAILHOST_IMPORT_CONCURRENCY") or mailimport.CONCURRENCY),
+    )
+
+
+@app.task(name=contract.IMPORT_MAIL, acks_late=True)
+def import_mail(request: contract.MailImportRequest) -> None:
+    """Bring an old server's Maildirs into this host's mailboxes (mailhost.mailimport) and tell
+    the panel what came of each: what was copied, or its error."""
+    _prepare()
+    try:
+        outcome = mailimport.import_mail(request, import_config(), CONFIG.name)
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the panel must be told
+        log.exception("mail import %s failed", request.get("id") if isinstance(request, dict) else request)
+        outcome = {"host": CONFIG.name, "id": request.get("id") if isinstance(request, dict) else None,
+                   "domain": str(request.get("domain") if isinstance(request, dict) else ""), "mailboxes": [],
+                   "error": f"{type(error).__name__}: {error}"[:2000]}
+    log.info("mail import %s of %s: %s", outcome["id"], outcome["domain"],
+             ", ".join(f"{m['address']} +{m['copied']}" + (f" ({m['error']})" if "error" in m else "")
+                       for m in outcome["mailboxes"]) or outcome.get("error", "nothing"))
+    tell_panel(contract.MAIL_IMPORTED, outcome)
 
 
 @app.task(name=contract.MAINTAIN)
@@ -172,7 +232,7 @@ def _report_membership(host: lists.ListHost) -> None:
 
 
 @app.task(name=contract.MODERATE, acks_late=True)
-def moderate(request: dict[str, Any]) -> None:
+def moderate(request: contract.Moderation) -> None:
     """A decision taken in the panel on a held post or subscription request (mailhost.moderation),
     then what the list still holds, so the panel drops what is decided; a subscription let in
     comes back at once as a new member."""
@@ -203,7 +263,7 @@ def moderate(request: dict[str, Any]) -> None:
 
 
 @app.task(name=contract.REPORT_HELD)
-def report_held(request: dict[str, Any] | None = None) -> None:
+def report_held(request: contract.HeldAsk | None = None) -> None:
     """Tell the panel now what one list (or every list) holds: the panel asks when its moderation
     page is opened, so a post held a moment ago shows without waiting for the maintain beat."""
     if not lists.available():

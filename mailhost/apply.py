@@ -10,6 +10,17 @@
   `renames`), then the old home is moved to the new name (merged into mail already there) before
   any sweep, by this apply or, after a crash, by the next one (`_move_renamed`).
 - Paths are built from validated names and checked to stay under the mail root.
+- A domain not yet proven its customer's (the document's `verified` is false) is not served: the
+  host keeps its name and revision only (`domains.active` = UNPROVEN, which Postfix's `vdomains`
+  does not list), no row of its addresses and no login: mail to it from this host's other tenants
+  leaves for its real MX, no alias rewrites it, no disabled or over-quota mailbox of the claimant
+  refuses it at RCPT TO, Dovecot knows none of its mailboxes (nothing could be delivered to them).
+  Nothing on disk is removed meanwhile. Once proven, the whole domain comes and is served.
+- An alias domain (contract.AliasDocument) is its `domains` row (served or not, as a domain) and
+  its `alias_domains` row, nothing else: the queries of mailhost.maps make x@alias mean x@target
+  for Postfix and Dovecot while both are served. Its document replaces whatever the name held
+  here; its absent document removes both rows. A domain's own documents never touch the rows of
+  its aliases (a target removed or unproven leaves them inert: its `domains` row is not served).
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import os
 import pwd
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,6 +49,12 @@ from mailhost.render import RenderError
 log = logging.getLogger(__name__)
 
 SIEVE_DIR = ".panel-sieve"
+# `domains.active`: what the host does with a domain (Postfix's `vdomains` lists SERVED ones only).
+ABSENT, SERVED, UNPROVEN = 0, 1, 2
+# The document of a present domain, complete or a delta (contract.is_delta tells which).
+Present = contract.DomainDocument | contract.DomainDelta
+# A domain's own documents (an alias domain's are applied by _apply_alias).
+Own = contract.DomainDocument | contract.DomainDelta | contract.AbsentDocument
 
 
 @dataclass(frozen=True)
@@ -66,11 +84,12 @@ def home_of(cfg: HostConfig, domain: str, local: str) -> Path:
     return cfg.vmail_root.resolve() / render.domain_name(domain) / render.local_part(local)
 
 
-def _owner(cfg: HostConfig) -> tuple[int, int] | None:
+def mail_owner(mail_user: str) -> tuple[int, int] | None:
+    """The uid and gid the mail files belong to (None: not root, or no such user: left as made)."""
     if os.geteuid() != 0:
         return None
     try:
-        entry = pwd.getpwnam(cfg.mail_user)
+        entry = pwd.getpwnam(mail_user)
     except KeyError:
         return None
     return entry.pw_uid, entry.pw_gid
@@ -163,7 +182,7 @@ RENAMING = ".renaming-"
 MAIL_FOLDERS = ("cur", "new")  # tmp holds deliveries in progress: Dovecot cleans it itself
 
 
-def _renames(db: Any, domain: str, document: dict[str, Any], old: Stored, homes: set[str],
+def _renames(db: sqlite3.Connection, domain: str, document: Present, old: Stored, homes: set[str],
              removed: set[str] | None) -> list[tuple[str, str, int]]:
     """The renames this document makes on this host, as rows of `renames` (new address, old
     local part, moved): each mailbox whose `renamed_from` the host has not recorded yet (recorded:
@@ -191,8 +210,8 @@ def _renames(db: Any, domain: str, document: dict[str, Any], old: Stored, homes:
     return found
 
 
-def _record_renames(db: Any, domain: str, document: dict[str, Any], new: Stored, renames: list[tuple[str, str, int]],
-                    removed: set[str] | None) -> None:
+def _record_renames(db: sqlite3.Connection, domain: str, document: Present, new: Stored,
+                    renames: list[tuple[str, str, int]], removed: set[str] | None) -> None:
     """In the apply's transaction: forget the renames of mailboxes that leave this host, and the
     finished ones the panel no longer sends (confirmed there); record `renames`."""
     stored = db.execute("SELECT email, old, moved FROM renames WHERE domain = ?", (domain,)).fetchall()
@@ -208,7 +227,7 @@ def _record_renames(db: Any, domain: str, document: dict[str, Any], new: Stored,
                    [(email, domain, previous, moved) for email, previous, moved in renames])
 
 
-def _move_renamed(cfg: HostConfig, db: Any, domain: str) -> list[str]:
+def _move_renamed(cfg: HostConfig, db: sqlite3.Connection, domain: str) -> list[str]:
     """Move the homes of the renames recorded and not moved yet (after the commit: Dovecot then
     delivers to the new name's home, and the old name is refused), each marked done once moved.
     Idempotent: a crash in the middle leaves files in the old home or the new, never nowhere, and
@@ -216,7 +235,7 @@ def _move_renamed(cfg: HostConfig, db: Any, domain: str) -> list[str]:
     pending = db.execute("SELECT email, old FROM renames WHERE domain = ? AND moved = 0 ORDER BY email",
                          (domain,)).fetchall()
     done: list[str] = []
-    owner = _owner(cfg)
+    owner = mail_owner(cfg.mail_user)
     for email, previous in pending:
         local = email.rsplit("@", 1)[0]
         _move_home(cfg, domain, previous, local, owner)
@@ -360,16 +379,18 @@ def _domain_lock(cfg: HostConfig, domain: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
+def apply(document: object, cfg: HostConfig) -> Outcome:
     """Apply a domain document (its format and shape checked against the contract first)."""
     with cycle_collector_paused():
-        contract.check_document(document)
-        domain = render.domain_name(document["domain"])
+        checked = contract.check_document(document)
+        domain = render.domain_name(checked["domain"])
         with _domain_lock(cfg, domain):
-            return _apply(document, cfg)
+            if contract.is_alias(checked):
+                return _apply_alias(checked, cfg)
+            return _apply(checked, cfg)
 
 
-def _replace_pairs(db: Any, table: str, key: str, value: str, domain: str, old: dict[str, str],
+def _replace_pairs(db: sqlite3.Connection, table: str, key: str, value: str, domain: str, old: dict[str, str],
                    new: dict[str, str]) -> None:
     """Make the domain's (key → value) rows of `table` equal to `new`, touching only differences."""
     # Table and column names are constants of this module, never input.
@@ -416,7 +437,7 @@ CHUNK = 500  # addresses per "IN (...)" query
 MANY = 8 * CHUNK  # more wanted addresses than this: one pass over the domain's rows costs less
 
 
-def _select(db: Any, sql: str, key: str, domain: str, wanted: set[str] | None) -> list[tuple[Any, ...]]:
+def _select(db: sqlite3.Connection, sql: str, key: str, domain: str, wanted: set[str] | None) -> list[tuple[Any, ...]]:
     """Rows of `sql` (a SELECT ... WHERE domain = ?) for the domain; with `wanted`, only those
     whose `key` column (the first selected) is one of these values."""
     if wanted is None:
@@ -431,7 +452,7 @@ def _select(db: Any, sql: str, key: str, domain: str, wanted: set[str] | None) -
     return found
 
 
-def _read(db: Any, domain: str, keys: set[str] | None = None, lists: set[str] | None = None) -> Stored:
+def _read(db: sqlite3.Connection, domain: str, keys: set[str] | None = None, lists: set[str] | None = None) -> Stored:
     """The domain's stored rows; with `keys`, only those of these addresses (and the transports
     of the list addresses `lists`)."""
     # Table and column names are constants of this module, never input.
@@ -446,7 +467,8 @@ def _read(db: Any, domain: str, keys: set[str] | None = None, lists: set[str] | 
     )
 
 
-def _touched(document: dict[str, Any], domain: str, rows: render.DomainRows) -> tuple[set[str], set[str], set[str]]:
+def _touched(document: contract.DomainDelta, domain: str,
+             rows: render.DomainRows) -> tuple[set[str], set[str], set[str]]:
     """What a delta touches: the local parts of its objects and of its removed names, their
     addresses (with the catch-all's when it has one), and the internal addresses of the lists
     among them."""
@@ -459,7 +481,7 @@ def _touched(document: dict[str, Any], domain: str, rows: render.DomainRows) -> 
     return locals_, keys, {render.list_internal_address(domain, local) for local in locals_}
 
 
-def _removed_list_addresses(db: Any, domain: str, document: dict[str, Any]) -> set[str]:
+def _removed_list_addresses(db: sqlite3.Connection, domain: str, document: contract.DomainDelta) -> set[str]:
     """The ezmlm-style addresses (render.list_sub_addresses) of the lists here that a delta
     removes: they go with their list (the delta names the list only)."""
     found: set[str] = set()
@@ -471,12 +493,12 @@ def _removed_list_addresses(db: Any, domain: str, document: dict[str, Any]) -> s
     return found
 
 
-def _check_delta(document: dict[str, Any], current: Any, old: Stored, rows: render.DomainRows,
+def _check_delta(document: contract.DomainDelta, current: tuple[int, int] | None, old: Stored, rows: render.DomainRows,
                  removed_subs: set[str]) -> None:
     """A delta applies on top of its base or a later revision, and never takes an address that
     something else holds here unless it removes that first."""
     base = document["base"]
-    if current is None or not current[1] or current[0] < base:
+    if current is None or current[1] != SERVED or current[0] < base:
         raise contract.Behind(f"this host has revision {current[0] if current else 0}, the delta needs {base}")
     removed = {render.local_part(name) for name in document.get("removed", [])} | removed_subs
     for email, kind in rows.names.items():
@@ -485,37 +507,51 @@ def _check_delta(document: dict[str, Any], current: Any, old: Stored, rows: rend
             raise RenderError(f"address used twice: {email} is a {held} here")
 
 
-def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
+def _apply(document: Own, cfg: HostConfig) -> Outcome:
     domain = render.domain_name(document["domain"])
     revision, state = document["revision"], document["state"]  # an int and a known state (contract)
     if revision < 0:
         raise RenderError("invalid revision")
-    delta = contract.is_delta(document)
-    rows = render.rows(document) if state == "present" else None
-    owner = _owner(cfg)
+    present = None if document["state"] == "absent" else document
+    delta = present if contract.is_delta(present) else None
+    rows = render.rows(present) if present is not None else None  # checked even when not served
+    unproven = present is not None and present.get("verified", True) is False
+    if unproven:
+        rows = None  # nothing of it is stored but its name: see the module's doc
+    active = UNPROVEN if unproven else SERVED if rows is not None else ABSENT
+    owner = mail_owner(cfg.mail_user)
     root = os.path.realpath(cfg.vmail_root)
 
     db = maps.connect(cfg.maps_db)
     try:
-        current = db.execute("SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
+        current: tuple[int, int] | None = db.execute(
+            "SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
         if current and current[0] > revision:
             return Outcome(domain, revision, state, applied=False)
         if current and current[0] == revision:
             # Delivered again (a worker may have died after the commit): finish the sweeps only.
             return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
         touched: set[str] | None = None  # a delta's local parts; None: the whole domain
-        if delta:
+        if delta is not None and unproven:
+            # Applies on an unproven domain only (a served one would keep rows the delta omits).
+            if current is None or current[1] != UNPROVEN or current[0] < delta["base"]:
+                raise contract.Behind(f"this host does not hold revision {delta['base']} as unproven")
+            old = _read(db, domain)
+        elif delta is not None:
             assert rows is not None  # a delta is of a present domain (contract)
-            touched, keys, list_addresses = _touched(document, domain, rows)
-            removed_subs = _removed_list_addresses(db, domain, document)
+            touched, keys, list_addresses = _touched(delta, domain, rows)
+            removed_subs = _removed_list_addresses(db, domain, delta)
             keys |= {f"{local}@{domain}" for local in removed_subs}
             list_addresses |= {render.list_internal_address(domain, local) for local in removed_subs}
             old = _read(db, domain, keys, list_addresses)
-            _check_delta(document, current, old, rows, removed_subs)
+            _check_delta(delta, current, old, rows, removed_subs)
+            if db.execute("SELECT 1 FROM alias_domains WHERE alias = ?", (domain,)).fetchone():
+                raise contract.Behind(f"{domain} is an alias domain here: the delta needs the whole domain")
         else:
             old = _read(db, domain)
-        removed = {render.local_part(name) for name in document.get("removed", [])} if delta else None
-        renames = _renames(db, domain, document, old, {m.email for m in rows.mailboxes}, removed) if rows else []
+        removed = {render.local_part(name) for name in delta.get("removed", [])} if delta is not None else None
+        renames = _renames(db, domain, present, old, {m.email for m in rows.mailboxes}, removed) \
+            if rows and present else []
 
         # New rows; Sieve scripts are written before the commit, under names made from their
         # content, so the scripts the old rows point to stay in place until the commit.
@@ -546,24 +582,28 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
                 db.execute("ROLLBACK")
                 return Outcome(domain, revision, state, applied=False)
             _write(db, domain, old, new)
-            if rows is None:
+            if rows is None or present is None:
                 db.execute("DELETE FROM renames WHERE domain = ?", (domain,))
             else:
-                _record_renames(db, domain, document, new, renames, removed)
+                _record_renames(db, domain, present, new, renames, removed)
             db.execute(
                 "INSERT INTO domains(domain, active, revision) VALUES (?,?,?) "
                 "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
-                (domain, int(rows is not None), revision),
+                (domain, active, revision),
             )
+            # The name is a domain of its own now (or gone): no longer an alias (its aliases' rows,
+            # WHERE domain = this name, are theirs: untouched).
+            was_alias_of = _target_of(db, domain)
+            db.execute("DELETE FROM alias_domains WHERE alias = ?", (domain,))
             migrate.release(db, domain)  # a hold of a move ends with the panel's next word on the domain
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
         outcome = Outcome(domain, revision, state, applied=True)
-        was_active = bool(current and current[1])
-        if was_active != (rows is not None) or old.transports != new.transports:
+        was_served = bool(current and current[1] == SERVED)
+        if was_served != (active == SERVED) or old.transports != new.transports:
             outcome.reloaded = _reload_postfix(cfg)
         # What the new rows no longer use: replaced scripts, homes of removed mailboxes.
         for email, stored in old.mailboxes.items():
@@ -574,14 +614,128 @@ def _apply(document: dict[str, Any], cfg: HostConfig) -> Outcome:
                         leftover.unlink(missing_ok=True)
         outcome.moved_homes = _move_renamed(cfg, db, domain)  # before the sweep: the old homes are not lost
         keep = {email.rsplit("@", 1)[0] for email in new.mailboxes}
-        outcome.removed_homes = _sweep_homes(cfg, domain, keep, only=None if touched is None else touched - keep)
+        if not unproven:  # an unproven domain's folder is left as it is (it holds nothing of its own)
+            outcome.removed_homes = _sweep_homes(cfg, domain, keep, only=None if touched is None else touched - keep)
         _sync_lists(cfg, db, domain, document)
+        _readdress_lists(cfg, db, was_alias_of)
         return outcome
     finally:
         db.close()
 
 
-def _write(db: Any, domain: str, old: Stored, new: Stored) -> None:
+def _apply_alias(document: contract.AliasDocument, cfg: HostConfig) -> Outcome:
+    """Apply an alias domain's document: its `domains` row (served when verified) and its
+    `alias_domains` row, in one transaction that also removes every row the name held here (it
+    was a domain of its own before); then, served, the leftovers of that past (maildirs, lists)
+    are swept as for a domain that lists nothing."""
+    domain = render.hosted_domain_name(document["domain"])
+    target = render.hosted_domain_name(document["alias_of"])
+    revision = document["revision"]
+    if revision < 0:
+        raise RenderError("invalid revision")
+    if target == domain:
+        raise RenderError(f"{domain} cannot be an alias of itself")
+    active = UNPROVEN if document.get("verified", True) is False else SERVED
+    if active == SERVED:
+        _check_alias_maps(cfg)
+    db = maps.connect(cfg.maps_db)
+    try:
+        if db.execute("SELECT 1 FROM alias_domains WHERE alias = ?", (target,)).fetchone():
+            raise RenderError(f"{target} is itself an alias domain here: {domain} cannot be its alias")
+        current: tuple[int, int] | None = db.execute(
+            "SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
+        if current and current[0] > revision:
+            return Outcome(domain, revision, "present", applied=False)
+        if current and current[0] == revision:  # delivered again: finish what a crash may have left
+            outcome = _finish(cfg, db, domain, Outcome(domain, revision, "present", applied=False), document)
+            _readdress_lists(cfg, db, {target})
+            return outcome
+        old = _read(db, domain)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            current = db.execute("SELECT revision, active FROM domains WHERE domain = ?", (domain,)).fetchone()
+            if current and current[0] >= revision:
+                db.execute("ROLLBACK")
+                return Outcome(domain, revision, "present", applied=False)
+            previous = _target_of(db, domain)
+            _write(db, domain, old, Stored(mailboxes={}, aliases={}, transports={}, names={}))
+            db.execute("DELETE FROM renames WHERE domain = ?", (domain,))
+            db.execute(
+                "INSERT INTO domains(domain, active, revision) VALUES (?,?,?) "
+                "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
+                (domain, active, revision),
+            )
+            db.execute("INSERT INTO alias_domains(alias, domain) VALUES (?, ?) "
+                       "ON CONFLICT(alias) DO UPDATE SET domain = excluded.domain", (domain, target))
+            migrate.release(db, domain)
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        outcome = Outcome(domain, revision, "present", applied=True)
+        was_served = bool(current and current[1] == SERVED)
+        if was_served != (active == SERVED) or old.transports:
+            outcome.reloaded = _reload_postfix(cfg)
+        for stored in old.mailboxes.values():
+            if stored.sieve and not Path(stored.sieve).is_symlink():
+                Path(stored.sieve).unlink(missing_ok=True)
+        if active == SERVED:  # an unproven name's folder is left as it is (see the module's doc)
+            outcome.removed_homes = _sweep_homes(cfg, domain, set())
+        _sync_lists(cfg, db, domain, document)
+        _readdress_lists(cfg, db, {target, *previous})
+        return outcome
+    finally:
+        db.close()
+
+
+POSTCONF = "/usr/sbin/postconf"
+ALIAS_MAP = "valiasdomains.cf"  # mailhost.maps.POSTFIX_QUERIES["valiasdomains"], as the stack names its file
+
+
+def _check_alias_maps(cfg: HostConfig) -> None:
+    """Refuse to serve an alias domain with a Postfix configured before alias domains existed (its
+    virtual_alias_maps without the alias query): every address of the alias would be refused.
+    The panel shows the domain failed with this message, and sends it again later."""
+    if cfg.postfix_dir is None:
+        return
+    proc = subprocess.run(  # noqa: S603 - fixed program, the host's own config directory
+        [POSTCONF, "-c", str(cfg.postfix_dir), "-h", "virtual_alias_maps"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    if proc.returncode != 0 or ALIAS_MAP not in proc.stdout:
+        raise RenderError(
+            f"this host's Postfix ({cfg.postfix_dir}) does not read alias domains yet (no {ALIAS_MAP} in "
+            "virtual_alias_maps): run `python -m mailhost.stack configure ... --force` with the new agent, "
+            "then reload Postfix and restart Dovecot (README: Configuring a real mail host)")
+
+
+def _target_of(db: sqlite3.Connection, alias: str) -> set[str]:
+    """The domain `alias` is an alias of here (a set: empty when it is none)."""
+    return {target for (target,) in db.execute("SELECT domain FROM alias_domains WHERE alias = ?", (alias,))}
+
+
+def _readdress_lists(cfg: HostConfig, db: sqlite3.Connection, domains: set[str]) -> None:
+    """The lists of these domains take their names at the domains' served aliases (lists.readdress)."""
+    if domains and lists.available() and cfg.mlmmj_root.exists():
+        host = lists.ListHost(cfg.mlmmj_root, cfg.smtp_port)
+        for target in sorted(domains):
+            lists.readdress(host, db, target)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Undo the apply's open transaction, when there is still one: SQLite ends it itself when a
+    statement or the COMMIT fails on a full disk or an I/O error, and a ROLLBACK then fails with
+    "cannot rollback - no transaction is active", which would hide the real error (the one the
+    panel must be told). A rollback that fails anyway is only logged, for the same reason."""
+    if not db.in_transaction:
+        return
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error as error:
+        log.warning("rollback after a failed apply failed too: %s", error)
+
+
+def _write(db: sqlite3.Connection, domain: str, old: Stored, new: Stored) -> None:
     """Make the stored rows `old` equal to `new`, writing only the rows that differ: a
     one-mailbox change on a big domain writes one row. Rows of this domain are deleted or
     updated by (key, domain); new keys are plain INSERTs, so a key another domain holds fails
@@ -605,21 +759,26 @@ def _write(db: Any, domain: str, old: Stored, new: Stored) -> None:
     _replace_pairs(db, "names", "email", "kind", domain, old.names, new.names)
 
 
-def copy_away(request: dict[str, Any], cfg: HostConfig) -> migrate.Copied:
-    """Copy a moving domain's mail to its new host (mailhost.migrate), never during an apply."""
-    contract.check(request, contract.CopyRequest)
+def copy_away(request: object, cfg: HostConfig) -> migrate.Copied:
+    """Copy a moving domain's mail to its new host (mailhost.migrate), never during an apply
+    (the request's shape checked against the contract first)."""
+    request = contract.check(request, contract.CopyRequest)
     domain = render.domain_name(request["domain"])
     with _domain_lock(cfg, domain):
         return migrate.migrate(request, maps_db=cfg.maps_db, vmail_root=cfg.vmail_root,
                                postfix_dir=cfg.postfix_dir, dovecot_conf=cfg.dovecot_conf)
 
 
-def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: dict[str, Any]) -> Outcome:
+def _finish(cfg: HostConfig, db: sqlite3.Connection, domain: str, outcome: Outcome,
+            document: contract.Document) -> Outcome:
     """Remove what the applied state (the rows in the database, not the document) no longer
     uses: old Sieve scripts, maildirs of removed mailboxes. Idempotent: a redelivered document
     runs it again, and a same-revision document with other content can never remove anything.
     A delta finishes what it touched only (its names), as its apply did: no walk of the domain."""
     only = _named(document) if contract.is_delta(document) else None
+    if db.execute("SELECT 1 FROM domains WHERE domain = ? AND active = ?", (domain, UNPROVEN)).fetchone():
+        _sync_lists(cfg, db, domain, document)  # nothing on disk removed (see the module's doc)
+        return outcome
     outcome.moved_homes = _move_renamed(cfg, db, domain)  # a crash after the commit left them to move
     keep: set[str] = set()
     for email, sieve in db.execute("SELECT email, sieve FROM mailboxes WHERE domain = ?", (domain,)):
@@ -632,15 +791,17 @@ def _finish(cfg: HostConfig, db: Any, domain: str, outcome: Outcome, document: d
     return outcome
 
 
-def _named(delta: dict[str, Any]) -> set[str]:
+def _named(delta: contract.DomainDelta) -> set[str]:
     """The local parts a delta names: its removed names and its objects'."""
     names = [*delta.get("removed", []), *(ml["name"] for ml in delta.get("lists", []))]
     names += [m["renamed_from"] for m in delta.get("mailboxes", []) if m.get("renamed_from")]
-    names += [obj["local_part"] for kind in ("mailboxes", "robots", "forwards") for obj in delta.get(kind, [])]
+    names += [m["local_part"] for m in delta.get("mailboxes", [])]
+    names += [r["local_part"] for r in delta.get("robots", [])]
+    names += [f["local_part"] for f in delta.get("forwards", [])]
     return {render.local_part(name) for name in names}
 
 
-def _sync_lists(cfg: HostConfig, db: Any, domain: str, document: dict[str, Any]) -> None:
+def _sync_lists(cfg: HostConfig, db: sqlite3.Connection, domain: str, document: contract.Document) -> None:
     """mlmmj lists of the domain: the applied ones are those the database routes to mlmmj."""
     applied_lists = {
         transport.split("/", 1)[1]
@@ -649,8 +810,11 @@ def _sync_lists(cfg: HostConfig, db: Any, domain: str, document: dict[str, Any])
     }
     if lists.available() and (applied_lists or cfg.mlmmj_root.exists()):
         host = lists.ListHost(cfg.mlmmj_root, cfg.smtp_port)
-        for document_list in document.get("lists", []):
+        wanted: list[contract.MailingList] = [] if document["state"] == "absent" or contract.is_alias(document) \
+            else document.get("lists", [])
+        aliases = lists.alias_names(db, domain) if wanted else []
+        for document_list in wanted:
             if document_list.get("name") in applied_lists:
-                lists.ensure_list(host, domain, document_list)
+                lists.ensure_list(host, domain, document_list, aliases)
                 list_members.sync_members(host, db, domain, document_list)
         lists.remove_unlisted(host, db, domain, applied_lists)

@@ -45,6 +45,7 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as sqla
 from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 SCHEME = "sqlite"
@@ -83,10 +84,13 @@ def _on_begin(connection: Connection) -> None:
 
 
 class Channel(sqla.Channel):
-    _engines: dict[str, tuple[Engine, Any]] = {}  # noqa: RUF012 - kombu's per-URL engine cache, ours alone
+    _engines: dict[str, tuple[Engine, sessionmaker[Session]]] = {}  # noqa: RUF012 - kombu's per-URL engine cache, ours alone
 
     def _engine_from_config(self) -> Engine:
-        url = self.connection.client.hostname
+        client = self.connection.client
+        url = client.hostname if client is not None else None  # the whole URL, for this transport
+        if not url:
+            raise ValueError("the embedded broker needs the URL of its file")
         path_of(url).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _on_connect)
@@ -103,22 +107,27 @@ class Channel(sqla.Channel):
         table = self.queue_cls.__table__
         found = connection.execute(select(table.c.id).where(table.c.name == queue)).scalar()
         if found is None:
-            found = connection.execute(insert(table).values(name=queue)).inserted_primary_key[0]
+            inserted = connection.execute(insert(table).values(name=queue)).inserted_primary_key
+            assert inserted is not None  # an INSERT's (SQLAlchemy types it for any statement)
+            found = inserted[0]
         return int(found)
 
     def _new_queue(self, queue: str, **kwargs: Any) -> None:
         with self._transaction() as connection:
             self._queue_id(connection, queue)
 
-    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+    # kombu's two bases name the message differently (virtual: `message`, sqlalchemy: `payload`,
+    # which we follow); kombu's stubs ignore the same conflict in sqlalchemy.Channel.
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         table = self.message_cls.__table__
         with self._transaction() as connection:
             connection.execute(insert(table).values(
-                queue_id=self._queue_id(connection, queue), payload=dumps(message), visible=True, version=1,
+                queue_id=self._queue_id(connection, queue), payload=dumps(payload), visible=True, version=1,
             ))
 
-    def _get(self, queue: str) -> dict[str, Any]:
-        """The oldest message of `queue`, removed from it (kombu polls this; Empty when none)."""
+    def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
+        """The oldest message of `queue`, removed from it (kombu polls this, without `timeout`;
+        Empty when none)."""
         table = self.message_cls.__table__
         with self._transaction() as connection:
             row = connection.execute(
@@ -129,7 +138,8 @@ class Channel(sqla.Channel):
             if row is None:
                 raise Empty
             connection.execute(delete(table).where(table.c.id == row.id))
-        return loads(row.payload)
+        message: dict[str, Any] = loads(row.payload)  # a kombu message: what _put wrote
+        return message
 
     def _purge(self, queue: str) -> int:
         table = self.message_cls.__table__

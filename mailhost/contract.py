@@ -8,7 +8,9 @@ read it), the copy request of a move (`mailhost/migrate.py`) and the reports the
 
 A present domain travels whole (DomainDocument: on its first push, after a resync, to a new host,
 or when the host says it is behind) or as the changes since the revision its host last confirmed
-(DomainDelta), so a change costs what it changes, not what the domain holds.
+(DomainDelta), so a change costs what it changes, not what the domain holds. An alias domain
+holds nothing of its own: its document (AliasDocument, format 5) names its target and always
+travels whole.
 
 `check` compares a value with one of these shapes (keys and types); the agent checks every
 document with it before reading anything else (`check_document`), the tests check what the panel
@@ -22,7 +24,23 @@ import binascii
 import json
 import zlib
 from collections.abc import Callable
-from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing's own from Python 3.13
 
 # The version of the domain document. A change to its shape that an older agent would misread
 # gets a new number; an agent refuses a document whose number it does not know.
@@ -31,14 +49,25 @@ from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_or
 #    complete domain and drop everything it does not list.
 # 3: keys an agent of format 2 would refuse as unknown: a robot's `reply_seconds` (one reply per
 #    sender in that time), a mailbox's `renamed_from` (its mail follows it to the new name).
-FORMAT = 3
-# What this agent reads: the documents of formats 1 and 2 are read as format 3's (so agents can be
-# upgraded before the panel); a delta says format 2 or later.
-READS = (1, 2, 3)
+# 4: a present domain's `verified` (false: not yet proven its customer's, the host does not serve
+#    it), which an agent of format 3 would refuse as unknown and, worse, could not honour; a
+#    list's `nomail_subscribers` (mlmmj's nomailsubs.d: members who may post and get no mail).
+# 5: an alias domain's document (AliasDocument: a present domain with `alias_of`, the IDNA name of
+#    the domain whose addresses it answers for, and no objects of its own; always complete, never
+#    a delta). An agent of format 4 would refuse `alias_of` as unknown; were it read as a domain
+#    without objects, every address of the alias would bounce instead of reaching its target.
+FORMAT = 5
+# What this agent reads: the documents of formats 1 to 4 are read as format 5's (so agents can be
+# upgraded before the panel); a delta says format 2 or later, `alias_of` format 5 or later.
+READS = (1, 2, 3, 4, 5)
 FIRST_DELTA_FORMAT = 2
+FIRST_ALIAS_FORMAT = 5
 
 # Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
 PANEL_QUEUE = "panel"
+# The panel's long work (a list's member import: lists.tasks) has its own queue and worker, so that
+# no tenant's bulk job delays any domain's push (PANEL_QUEUE). Routed in config/settings.py.
+BULK_QUEUE = "panel.bulk"
 HOST_QUEUE_PREFIX = "host."
 
 
@@ -48,13 +77,18 @@ def host_queue(name: str) -> str:
 
 
 # Tasks the agent runs (sent by the panel to host_queue(NAME); MAINTAIN and REPORT_USAGE by the agent's beat).
-APPLY = "mailhost.apply"  # args=[pack(DomainDocument | DomainDelta | AbsentDocument)], or the document itself
+APPLY = "mailhost.apply"  # args=[pack(Document)], or the document itself
 MIGRATE = "mailhost.migrate"  # args=[CopyRequest]
 MAINTAIN = "mailhost.maintain"
 REPORT_USAGE = "mailhost.report_usage"
 MODERATE = "mailhost.moderate"  # args=[Moderation]: a moderator's decision taken in the panel
 REPORT_HELD = "mailhost.report_held"  # args=[HeldAsk]: the panel asks what is held now (a page opened)
-AGENT_TASKS = (APPLY, MIGRATE, MAINTAIN, REPORT_USAGE, MODERATE, REPORT_HELD)
+BEAT = "mailhost.heartbeat"  # the agent's beat: tells the panel it is alive (task HEARTBEAT)
+IMPORT_MAIL = "mailhost.import_mail"  # args=[MailImportRequest]: an old server's Maildir++ brought in (mailimport)
+AGENT_TASKS = (APPLY, MIGRATE, MAINTAIN, REPORT_USAGE, MODERATE, REPORT_HELD, BEAT, IMPORT_MAIL)
+# The agent's heartbeat: every this many seconds (and at its worker's start); the panel flags a
+# host silent after a few missed (provisioning.services.HOST_SILENT_AFTER).
+HEARTBEAT_SECONDS = 15
 
 # Tasks the panel runs (queue PANEL_QUEUE). The agent sends the first five.
 REPORT = "provisioning.report"  # kwargs=Report
@@ -62,11 +96,52 @@ MIGRATED = "provisioning.migrated"  # kwargs=Migrated
 LIST_MEMBERS = "provisioning.list_members"  # kwargs=ListMembers
 USAGE = "provisioning.usage"  # kwargs=Usage
 HELD = "provisioning.held"  # kwargs=HeldReport
+HEARTBEAT = "provisioning.heartbeat"  # kwargs=Heartbeat
 PUSH_DOMAIN = "provisioning.push_domain"
 PUSH_RETIRED = "provisioning.push_retired"
 RECONCILE = "provisioning.reconcile"
-PANEL_TASKS = (REPORT, MIGRATED, LIST_MEMBERS, USAGE, HELD, PUSH_DOMAIN, PUSH_RETIRED, RECONCILE)
+MAIL_IMPORTED = "provisioning.mail_imported"  # kwargs=MailImported
+PANEL_TASKS = (REPORT, MIGRATED, LIST_MEMBERS, USAGE, HELD, HEARTBEAT, PUSH_DOMAIN, PUSH_RETIRED, RECONCILE,
+               MAIL_IMPORTED)
 PANEL_TASK_PATTERN = "provisioning.*"  # Celery routes every panel task to PANEL_QUEUE
+
+
+# --------------------------------------------------------------------------------------------------
+# Names no hosted domain may take. The host routes a list's mail through `<domain>.mlmmj.invalid`
+# and catch-all "delete" through `discard.invalid` (mailhost/render.py): a hosted domain of that
+# name would receive them. The panel refuses these names when a domain is added
+# (hosting.validators.normalize_hosted_domain, which also refuses the mail hosts' own names) and
+# the agent refuses a document for one (render.rows), so no domain can collide with the routing.
+# --------------------------------------------------------------------------------------------------
+LIST_INTERNAL_DOMAIN = "mlmmj.invalid"
+DISCARD_DOMAIN = "discard.invalid"
+# A name that is one of these or ends with "." + one of them. `.test` (RFC 6761) is not here:
+# the demo and the tests host it, and it never reaches anyone else.
+RESERVED_SUFFIXES: dict[str, str] = {
+    "invalid": "RFC 6761",  # never exists; the host's own routing lives there
+    "localhost": "RFC 6761",
+    "example": "RFC 6761",  # documentation only
+    "local": "RFC 6762",  # multicast DNS
+    "onion": "RFC 7686",
+    "alt": "RFC 9476",
+    "arpa": "RFC 3172",  # infrastructure (in-addr.arpa...), home.arpa (RFC 8375) included
+    "internal": "ICANN",  # private use (2024)
+    "home": "ICANN",  # never delegated: name collisions (2018)
+    "corp": "ICANN",
+    "mail": "ICANN",
+    "localdomain": "de facto",  # localhost.localdomain of Unix hosts
+}
+
+
+def reserved_suffix(name: str) -> str | None:
+    """The special-use suffix `name` (an ASCII domain name, lower case, no final dot) is or ends
+    with, or None when it may be hosted."""
+    labels = name.split(".")
+    for start in range(len(labels)):
+        suffix = ".".join(labels[start:])
+        if suffix in RESERVED_SUFFIXES:
+            return suffix
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,7 +178,7 @@ class Mailbox(TypedDict):
 
 class Forward(TypedDict):
     local_part: str
-    destinations: NotRequired[list[str]]
+    destinations: NotRequired[list[str]]  # empty or absent: mail accepted and dropped
 
 
 class Robot(TypedDict):
@@ -142,6 +217,7 @@ class MailingList(TypedDict):
     subscribers: NotRequired[list[str]]
     moderators: NotRequired[list[str]]
     digest_subscribers: NotRequired[list[str]]
+    nomail_subscribers: NotRequired[list[str]]  # format 4: subscribed without mail (may post)
 
 
 class PresentDomain(TypedDict):
@@ -151,11 +227,33 @@ class PresentDomain(TypedDict):
     domain: str
     revision: int
     state: Literal["present"]
+    # False: the domain is not yet proven its customer's, and the host does not serve it (its
+    # addresses are not local there: mail to them leaves for the domain's real MX). Absent (formats
+    # 1 to 3): true, every domain was served.
+    verified: NotRequired[bool]
     mailboxes: NotRequired[list[Mailbox]]
     forwards: NotRequired[list[Forward]]
     robots: NotRequired[list[Robot]]
     catchall: NotRequired[CatchAll | None]  # absent: bounce (a delta: left as it is)
     lists: NotRequired[list[MailingList]]
+
+
+# What a domain document may carry beside its identity: an alias domain's document holds none of it.
+OBJECT_KEYS = ("mailboxes", "forwards", "robots", "catchall", "lists")
+
+
+class AliasDocument(TypedDict):
+    """An alias domain (format 5): every address `x@domain` is `x@alias_of` on this host, for mail
+    (when `x@alias_of` is held here, or `alias_of` has a catch-all) and for logins (x@alias_of's
+    password, mailbox, quota and Sieve). It has no objects of its own (OBJECT_KEYS: refused), so
+    it always travels whole; `verified` false: not served, as a domain."""
+
+    format: int
+    domain: str
+    revision: int
+    state: Literal["present"]
+    verified: NotRequired[bool]
+    alias_of: str  # the target's IDNA name: a hosted domain of the same host, never itself an alias
 
 
 class DomainDocument(PresentDomain):
@@ -181,12 +279,17 @@ class AbsentDocument(TypedDict):
     state: Literal["absent"]
 
 
-Document = Union[DomainDocument, DomainDelta, AbsentDocument]  # noqa: UP007 - a runtime alias, read by get_args
+Document = Union[DomainDocument, DomainDelta, AliasDocument, AbsentDocument]  # noqa: UP007 - read by get_args
 
 
-def is_delta(document: Any) -> bool:
+def is_delta(document: object) -> TypeIs[DomainDelta]:
     """Whether a (checked) document is a DomainDelta rather than a complete state."""
     return isinstance(document, dict) and "base" in document
+
+
+def is_alias(document: object) -> TypeIs[AliasDocument]:
+    """Whether a (checked) document is an alias domain's (AliasDocument)."""
+    return isinstance(document, dict) and "alias_of" in document and document.get("state") == "present"
 
 
 # A document travels packed: its JSON, zlib-compressed, in base64, as the task's one argument.
@@ -202,7 +305,7 @@ def pack(document: Document) -> str:
     return base64.b64encode(zlib.compress(data, 1)).decode("ascii")  # level 1: 6 costs twice the time
 
 
-def unpack(packed: str) -> Any:
+def unpack(packed: str) -> object:
     """The document a `pack` string carries (its shape still to check: `check_document`)."""
     inflate = zlib.decompressobj()
     try:
@@ -250,14 +353,59 @@ class Migrated(TypedDict):
     error: NotRequired[str]
 
 
+# --------------------------------------------------------------------------------------------------
+# A mail import (task IMPORT_MAIL): an old server's Maildir++ (vpopmail, QmailAdmin) copied into
+# mailboxes this host already has, through Doveadm (mailhost/mailimport.py), and what came in
+# --------------------------------------------------------------------------------------------------
+
+
+class MailboxSource(TypedDict):
+    address: str  # local@domain, a mailbox of the request's domain on this host
+    path: str  # absolute path of the old mailbox's Maildir on this host, under its import root
+
+
+class MailImportRequest(TypedDict):
+    id: int  # the panel's MailImport
+    domain: str  # IDNA
+    mailboxes: list[MailboxSource]
+
+
+class MailboxImported(TypedDict):
+    address: str
+    copied: int  # messages brought in by this run
+    present: int  # messages of the old Maildir already brought in by an earlier run (not copied again)
+    folders: list[str]  # the old Maildir's folders, as this host names them (INBOX first)
+    subscribed: NotRequired[list[str]]  # folders subscribed from the old server's subscriptions
+    error: NotRequired[str]  # what went wrong for this mailbox (the others are not affected)
+
+
+class MailImported(TypedDict):
+    """What became of an import request (task MAIL_IMPORTED): one entry per mailbox asked."""
+
+    host: str
+    id: Any  # the request's value, sent back as it came
+    domain: str
+    mailboxes: list[MailboxImported]
+    seconds: NotRequired[float]
+    error: NotRequired[str]  # the whole request refused (its shape): no mailbox was tried
+
+
+MemberKind = Literal["subscriber", "digest", "nomail"]  # who gets the list's mail: each post, digests, none
+
+
 class ListChange(TypedDict):
     """Membership of a list changed by mail on the host (subscribe/unsubscribe by e-mail)."""
 
     domain: str
     list: str
-    kind: Literal["subscriber", "digest"]
+    kind: MemberKind
     added: list[str]
     removed: list[str]
+    # Addresses found in mlmmj's files that the panel's rules refuse (subscribed before the list
+    # pipe refused them at the door, or written there by hand): the host removed them from the
+    # list; the panel logs them, and takes in the ones it can hold in another form (an IDN domain
+    # in Unicode). Each as found, at most 320 characters, control characters as U+FFFD.
+    refused: NotRequired[list[str]]
 
 
 class ListMembers(TypedDict):
@@ -312,6 +460,14 @@ class HeldAsk(TypedDict):
 class Usage(TypedDict):
     host: str
     usage: dict[str, int]  # address -> bytes used
+
+
+class Heartbeat(TypedDict):
+    """The agent is alive (task HEARTBEAT): its host, and the document formats it reads (READS)."""
+
+    host: str
+    reads: list[int]
+    started: NotRequired[bool]  # the agent's worker just started: what was on its way to it may be lost
 
 
 # --------------------------------------------------------------------------------------------------
@@ -465,25 +621,40 @@ def _checker(tp: Any) -> Checker:
     return made
 
 
-def check(value: Any, shape: Any, *, complete: bool = False) -> None:
-    """Raise DocumentError unless `value` has `shape` (a TypedDict of this module, or a list of
-    one, ...): the required keys (every key with `complete`), no other key, each value of its
+Shape = TypeVar("Shape")
+
+
+def check(value: object, shape: type[Shape], *, complete: bool = False) -> Shape:
+    """`value` as its `shape` (a TypedDict of this module, or a list of one, ...); DocumentError
+    unless it has the required keys (every key with `complete`), no other key, each value of its
     type (exactly: True is no int)."""
     try:
         _checker(shape)(value, complete)
     except _Mismatch as mismatch:
         where = "".join(mismatch.path).lstrip(".") or "the document"
         raise DocumentError(f"{where}: {mismatch.problem}") from None
+    return cast(Shape, value)  # what the check just proved
 
 
-def check_document(document: Any, *, complete: bool = False) -> None:
-    """What the agent checks before it reads a document: first its format, then its shape."""
+def check_document(document: object, *, complete: bool = False) -> Document:
+    """The document as its shape, once the agent checked its format, then its shape (before it
+    reads anything else)."""
     version = document.get("format") if isinstance(document, dict) else None
-    if type(version) is not int or version not in READS or version < FIRST_DELTA_FORMAT and is_delta(document):
+    if (not isinstance(document, dict) or type(version) is not int or version not in READS
+            or version < FIRST_DELTA_FORMAT and is_delta(document)):
         raise UnknownFormat(
             f"unknown document format {version!r} (this agent reads {', '.join(map(str, READS))})")
     if document.get("state") == "absent":
-        shape: Any = AbsentDocument
-    else:
-        shape = DomainDelta if is_delta(document) else DomainDocument
-    check(document, shape, complete=complete)
+        return check(document, AbsentDocument, complete=complete)
+    if "alias_of" in document:
+        if version < FIRST_ALIAS_FORMAT:
+            raise DocumentError(f"alias_of: unknown in format {version} (an alias domain is format "
+                                f"{FIRST_ALIAS_FORMAT} or later)")
+        objects = [key for key in (*OBJECT_KEYS, "base", "removed") if key in document]
+        if objects:
+            raise DocumentError(f"an alias domain has no objects of its own and travels whole: "
+                                f"{', '.join(objects)} refused")
+        return check(document, AliasDocument, complete=complete)
+    if is_delta(document):
+        return check(document, DomainDelta, complete=complete)
+    return check(document, DomainDocument, complete=complete)

@@ -1,37 +1,54 @@
 """The members of the mlmmj lists on the host: written and read in mlmmj's own files, no process
 per address.
 
-mlmmj 1.3.0 keeps a list's members in `<listdir>/subscribers.d/` (digest: `digesters.d/`, nomail:
-`nomailsubs.d/`), one file per first byte of the address (`a`, `1`, `_`...), one address per line,
-lower-cased in ASCII only (`Émile@x` stays `Émile@x`, in file `\\xc3`), files mode 0600 owned by
-the list directory's owner. `mlmmj-sub` takes an fcntl write lock on `.<c>.lock` and then on the
-file `<c>`, appends the line, and unlinks the lock file; `mlmmj-unsub` writes `<c>.new` under the
-same locks and renames it over `<c>` (or unlinks both when nothing is left). Both refuse an
-address that starts with the list's own address. Writing the files the same way is what lets
-50,000 members land in a second rather than in 50,000 processes; `tests/test_list_import.py`
-checks that both ways leave the same files.
+mlmmj 1.3.0 keeps a list's members in `<listdir>/subscribers.d/` (digest: `digesters.d/`, nomail,
+who may post and get no mail: `nomailsubs.d/`; the panel holds all three), one file per first byte
+of the address (`a`, `1`, `_`...), one address per line, lower-cased in ASCII only (`Émile@x` stays
+`Émile@x`, in file `\\xc3`), files mode 0600 owned by the list directory's owner. `mlmmj-sub` takes
+an fcntl write lock on `.<c>.lock` and then on the file `<c>`, appends the line, and unlinks the
+lock file; `mlmmj-unsub` writes `<c>.new` under the same locks and renames it over `<c>` (or
+unlinks both when nothing is left). Both refuse an address that starts with the list's own address.
+Writing the files the same way is what lets 50,000 members land in a second rather than in 50,000
+processes; `tests/test_list_import.py` checks that both ways leave the same files.
 
 The host keeps the membership it last applied in the maps database (table `list_members`): an
 apply writes only what the panel changed since, and `membership_changes` compares the files with
 it to report what changed by mail (list+subscribe@, list+unsubscribe@, and mlmmj-maintd's bounce
 handling, which runs `mlmmj-unsub -b` on an address that bounced for `bouncelife` seconds: it
-leaves every version, normal and digest). Plain Python, no Django.
+leaves every version, normal and digest). Every address in the files is one the panel shows: one
+its rules refuse (`panel_address`; the list pipe refuses them at the door, so only an older
+subscription or a hand-made one) is removed from the files and reported as `refused`, never left
+unseen. Plain Python, no Django.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from mailhost import contract, render
 from mailhost.lists import ListHost, list_dir
 
-FOLDERS = {"subscriber": "subscribers.d", "digest": "digesters.d"}  # the kinds mlmmj keeps in files
-KINDS = ("subscriber", "digest", "moderator")
+log = logging.getLogger(__name__)
+FOLDERS: dict[contract.MemberKind, str] = {  # in mlmmj's files
+    "subscriber": "subscribers.d", "digest": "digesters.d", "nomail": "nomailsubs.d",
+}
+Kind = contract.MemberKind | Literal["moderator"]
+KINDS: tuple[Kind, ...] = ("subscriber", "digest", "nomail", "moderator")
+# The panel's rule for an address (mail.validators.normalize_address, on the lower-case ASCII form
+# mlmmj stores): letters, digits and . - _ + in the local part, no dot at either end nor two in a
+# row; a domain of LDH labels whose last is not all digits. mailhost/list_pipe.py keeps a copy (it
+# imports nothing of the agent); tests/test_list_door.py checks that the three agree.
+PANEL_LOCAL = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+-]{1,64}(?<!\.)\Z")
+PANEL_DOMAIN = re.compile(r"^(?=.{1,253}\Z)((?!-)[a-z0-9-]{1,63}(?<!-)\.)+(?!-)(?![0-9]+\Z)[a-z0-9-]{1,63}(?<!-)\Z")
+REPORTED_LENGTH = 320
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 
 
@@ -41,7 +58,19 @@ def mlmmj_lower(address: str) -> str:
 
 
 def _file_name(address: str) -> bytes:
-    return address.encode("utf-8")[:1]
+    return address.encode("utf-8", "surrogateescape")[:1]
+
+
+def panel_address(address: str) -> bool:
+    """Whether the panel's rules take `address` as it is stored (PANEL_LOCAL, PANEL_DOMAIN)."""
+    local, at, domain = address.rpartition("@")
+    return bool(at) and bool(PANEL_LOCAL.match(local)) and bool(PANEL_DOMAIN.match(domain))
+
+
+def _shown(address: str) -> str:
+    """An address found in a member file as it is reported: bounded, readable, no control character."""
+    text = address.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", "\ufffd", text)[:REPORTED_LENGTH]
 
 
 def _owner(path: Path) -> tuple[int, int] | None:
@@ -111,7 +140,7 @@ def _rewrite(folder: Path, name: bytes, lines: list[str], owner: tuple[int, int]
     os.rename(new, path)
 
 
-def write_members(path: Path, kind: str, add: Iterable[str], remove: Iterable[str]) -> None:
+def write_members(path: Path, kind: contract.MemberKind, add: Iterable[str], remove: Iterable[str]) -> None:
     """Add and remove addresses of one kind in a list's files, as mlmmj-sub -f -q -s and
     mlmmj-unsub -q -s (of that version only) would, one file rewrite per first byte."""
     folder = path / FOLDERS[kind]
@@ -128,7 +157,7 @@ def write_members(path: Path, kind: str, add: Iterable[str], remove: Iterable[st
     for name, (adding, removing) in sorted(by_file.items()):
         with _locked(folder, name, owner) as fd:
             current = _read_lines(fd) if fd is not None else []
-            kept = [line for line in current if line not in removing]
+            kept = [line for line in current if mlmmj_lower(line.strip()) not in removing]
             present = set(kept)
             for address in adding:
                 if address not in present:
@@ -138,7 +167,7 @@ def write_members(path: Path, kind: str, add: Iterable[str], remove: Iterable[st
                 _rewrite(folder, name, kept, owner)
 
 
-def read_members(path: Path, kind: str) -> set[str]:
+def read_members(path: Path, kind: Kind) -> set[str]:
     """The addresses of one kind in a list's files, read as mlmmj-list reads them (every member
     file of the folder), each under a shared lock so that no write is seen half done."""
     if kind == "moderator":
@@ -165,17 +194,6 @@ def read_members(path: Path, kind: str) -> set[str]:
     return found
 
 
-def _representable(address: str) -> bool:
-    """An address a document can carry (render.address): the others, subscribed by mail in a
-    form the panel cannot hold, are neither reported nor counted as applied, so no apply removes
-    them."""
-    try:
-        render.address(address)
-    except render.RenderError:
-        return False
-    return True
-
-
 def _applied(db: sqlite3.Connection, domain: str, name: str) -> dict[str, set[str]]:
     applied: dict[str, set[str]] = {kind: set() for kind in KINDS}
     rows = db.execute("SELECT kind, address FROM list_members WHERE domain=? AND list=?", (domain, name))
@@ -192,23 +210,29 @@ def _record(db: sqlite3.Connection, domain: str, name: str, kind: str, added: se
                    [(domain, name, kind, a) for a in added])
 
 
+def _document_members(document_list: contract.MailingList) -> dict[str, list[str]]:
+    """The members the panel sends for a list, by kind (KINDS)."""
+    return {
+        "subscriber": document_list.get("subscribers", []),
+        "digest": document_list.get("digest_subscribers", []),
+        "nomail": document_list.get("nomail_subscribers", []),
+        "moderator": document_list.get("moderators", []),
+    }
+
+
 def sync_members(host: ListHost, db: sqlite3.Connection, domain: str, document_list: contract.MailingList) -> None:
     """Add and remove the members the panel changed since the last apply; leave the others
     (those that came by mail and the panel has not taken in yet)."""
     name = document_list["name"]
     path = list_dir(host, domain, name)
-    wanted = {
-        "subscriber": {render.address(a) for a in document_list.get("subscribers", [])},
-        "digest": {render.address(a) for a in document_list.get("digest_subscribers", [])},
-        "moderator": {render.address(a) for a in document_list.get("moderators", [])},
-    }
+    wanted = {kind: {render.address(a) for a in members} for kind, members in _document_members(document_list).items()}
     applied = _applied(db, domain, name)
     if applied == wanted:
         return
-    for kind in FOLDERS:
-        add, remove = wanted[kind] - applied[kind], applied[kind] - wanted[kind]
+    for folder_kind in FOLDERS:
+        add, remove = wanted[folder_kind] - applied[folder_kind], applied[folder_kind] - wanted[folder_kind]
         if add or remove:
-            write_members(path, kind, sorted(add), remove)
+            write_members(path, folder_kind, sorted(add), remove)
     db.execute("BEGIN IMMEDIATE")
     for kind in KINDS:
         _record(db, domain, name, kind, wanted[kind] - applied[kind], applied[kind] - wanted[kind])
@@ -228,12 +252,21 @@ def membership_changes(host: ListHost, db: sqlite3.Connection) -> list[contract.
         domain, name = path.parent.name, path.name
         applied = _applied(db, domain, name)
         for kind in FOLDERS:
-            actual = {address for address in read_members(path, kind) if _representable(address)}
-            if actual == applied[kind]:
+            found = read_members(path, kind)
+            refused = {address for address in found if not panel_address(address)}
+            if refused:  # out of mlmmj's files, as mlmmj-unsub would; the panel hears of each
+                write_members(path, kind, (), refused)
+                log.warning("list %s@%s: removed %s member(s) the panel's rules refuse: %s", name, domain, kind,
+                            ", ".join(sorted(_shown(address) for address in refused))[:2000])
+            actual = found - refused
+            if actual == applied[kind] and not refused:
                 continue
             added, removed = actual - applied[kind], applied[kind] - actual
-            changes.append({"domain": domain, "list": name, "kind": kind,  # type: ignore[typeddict-item]
-                            "added": sorted(added), "removed": sorted(removed)})
+            change: contract.ListChange = {"domain": domain, "list": name, "kind": kind,
+                                           "added": sorted(added), "removed": sorted(removed)}
+            if refused:
+                change["refused"] = sorted(_shown(address) for address in refused)
+            changes.append(change)
             db.execute("BEGIN IMMEDIATE")
             _record(db, domain, name, kind, added, removed)
             db.execute("COMMIT")

@@ -18,6 +18,14 @@ else is help (what ezmlm's -request took); the message then goes to mlmmj as one
 `<list>+<command>@` (its To:, Cc: and Delivered-To: replaced), so mlmmj confirms by mail as
 usual, with its own `+` addresses.
 
+Both: a subscription command (`+subscribe`, `+subscribe-digest`, `+subscribe-nomail`,
+`+subscribe-both`, and -request's "subscribe") is let in only when its From: is one address the
+panel can hold (PANEL_LOCAL, PANEL_DOMAIN: the panel's own rule, mailhost.list_members keeps the
+same); mlmmj subscribes the From: address, so the From: is then written back as that address alone
+(`From: <address>`, a Unicode domain in its IDNA form), which mlmmj reads as it was checked here.
+Otherwise the sender gets a bounce that says why (exit EX_NOPERM, the reason on stdout, which
+Postfix puts in the bounce) and mlmmj never sees the mail: no member the panel could not show.
+
 The message comes from anyone: at most MAX_BYTES are taken (Postfix's message_size_limit is far
 below), the Subject is only split into words, nothing of the message reaches a command line. The
 exit status is mlmmj-receive's (EX_TEMPFAIL when it could not run: Postfix tries again).
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import email
 import email.header
+import email.utils
 import html
 import io
 import os
@@ -40,11 +49,32 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 
 MLMMJ_RECEIVE = "/usr/bin/mlmmj-receive"
-EX_USAGE, EX_TEMPFAIL = 64, 75
+EX_USAGE, EX_TEMPFAIL, EX_NOPERM = 64, 75, 77
+SUBSCRIBE_COMMANDS = frozenset({"subscribe", "subscribe-digest", "subscribe-nomail", "subscribe-both"})
+# The panel's rule for a member's address (mail.validators.normalize_address), as mlmmj stores it.
+PANEL_LOCAL = re.compile(r"^(?!\.)(?!.*\.\.)[a-z0-9._+-]{1,64}(?<!\.)\Z")
+PANEL_DOMAIN = re.compile(r"^(?=.{1,253}\Z)((?!-)[a-z0-9-]{1,63}(?<!-)\.)+(?!-)(?![0-9]+\Z)[a-z0-9-]{1,63}(?<!-)\Z")
+# The bounce's text, in the list's language (control/panel-language, written by mailhost.lists), in
+# ASCII: Postfix writes a command's output into the bounce as ASCII ("é" would come out "__").
+REFUSED = {
+    "en": ("This list takes subscriptions only from an address made of letters, digits and . - _ + before the @ "
+           "and a valid domain after it, alone in the From: header. {what} cannot be subscribed: write from "
+           "another address, or ask the list's owner."),
+    "fr": ("Cette liste n'accepte d'abonnement que d'une adresse faite de lettres, de chiffres et de . - _ + "
+           "avant le @ et d'un domaine valide apres, seule dans l'en-tete From:. {what} ne peut pas etre "
+           "abonnee : ecrivez depuis une autre adresse, ou demandez au proprietaire de la liste."),
+}
+WHAT = {
+    "en": {"count": "A message without exactly one From: header", "several": "A From: header that is not one "
+           "address", "address": "The address {shown}"},
+    "fr": {"count": "Un message sans exactement un en-tete From:", "several": "Un en-tete From: qui n'est pas une "
+           "seule adresse", "address": "L'adresse {shown}"},
+}
 MAX_BYTES = 64 * 1024 * 1024
 COMMANDS = {"subscribe": "subscribe", "unsubscribe": "unsubscribe", "help": "help"}
 REPLY_WORDS = ("re:", "tr:", "fw:", "fwd:", "aw:")
 REPLACED_HEADERS = re.compile(rb"^(to|cc|delivered-to)[ \t]*:", re.IGNORECASE)
+FROM_HEADER = re.compile(rb"^from[ \t]*:", re.IGNORECASE)
 LIST_NAME = re.compile(r"^[a-z0-9._=&-]{1,64}\Z")
 RECIPIENT = re.compile(r"^([a-z0-9._+=&-]{1,64})@([a-z0-9.-]{1,253})\Z")
 POLICY = compat32.clone(max_line_length=0)  # headers written back as they came
@@ -83,14 +113,16 @@ def _add_footer(part: Message, footer: str) -> bool:
     subtype, children = part.get_content_subtype(), part.get_payload()
     if subtype in ("signed", "encrypted") or not isinstance(children, list) or not children:
         return False
+    parts = [child for child in children if isinstance(child, Message)]  # a multipart's are Messages
     if subtype == "alternative":
-        return any([_add_footer(child, footer) for child in children])  # every version of the text
-    if _add_footer(children[0], footer):
+        return any([_add_footer(child, footer) for child in parts])  # every version of the text
+    if parts and _add_footer(parts[0], footer):
         return True
     if subtype != "mixed":
         return False
     charset = Charset("utf-8")
     charset.body_encoding = QP
+    # MIMEText takes a Charset too (it hands it to set_payload); typeshed's stub says str only.
     part.attach(MIMEText(footer + "\n", "plain", charset))  # type: ignore[arg-type]
     return True
 
@@ -142,6 +174,55 @@ def as_command(data: bytes, address: str) -> bytes:
     return top + b"\n".join(kept) + (sep or b"\n\n") + body
 
 
+def _ascii_lower(text: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def subscriber(data: bytes, language: str = "en") -> tuple[str | None, str]:
+    """The address a subscription command would subscribe, when the panel can hold it: (address,
+    "") or (None, what is wrong, for the bounce, in `language`). One From: header, one address."""
+    what = WHAT.get(language, WHAT["en"])
+    head = data.split(b"\n\n", 1)[0]
+    try:
+        text = head.decode("utf-8", "replace") + "\n\n"  # raw UTF-8 (SMTPUTF8) read as such
+        froms = email.message_from_string(text, policy=POLICY).get_all("From") or []
+    except Exception:  # noqa: BLE001 - an unreadable header subscribes nobody
+        froms = []
+    if len(froms) != 1:
+        return None, what["count"]
+    raw = str(froms[0])
+    pairs = email.utils.getaddresses([raw])
+    if len(pairs) != 1 or not pairs[0][1] or raw.count("@") - pairs[0][0].count("@") != 1:
+        return None, what["several"]
+    address = pairs[0][1].strip()
+    local, at, domain = address.rpartition("@")
+    local, domain = _ascii_lower(local), domain.rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        domain = ""
+    shown = ascii(address[:100])[1:-1]
+    if not at or not PANEL_LOCAL.match(local) or not PANEL_DOMAIN.match(domain):
+        return None, what["address"].format(shown=shown)
+    return f"{local}@{domain}", ""
+
+
+def with_from(data: bytes, address: str) -> bytes:
+    """The message with its From: header(s) replaced by `From: <address>`."""
+    head, sep, body = data.partition(b"\n\n")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = bool(FROM_HEADER.match(line))
+        if not dropping:
+            kept.append(line)
+    return f"From: <{address}>\n".encode("ascii") + b"\n".join(kept) + (sep or b"\n\n") + body
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 4 or argv[1] not in ("post", "request"):
         print("usage: list_pipe.py post|request <listdir> <recipient>", file=sys.stderr)
@@ -154,8 +235,20 @@ def main(argv: list[str]) -> int:
         print(f"list_pipe: no list at {listdir!r} for {recipient!r}", file=sys.stderr)
         return EX_TEMPFAIL
     data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    command = request_command(data) if mode == "request" else found.group(1).partition("+")[2]
+    if command in SUBSCRIBE_COMMANDS:
+        try:
+            with open(os.path.join(listdir, "control", "panel-language"), encoding="utf-8") as file:
+                language = file.read().strip()
+        except OSError:
+            language = "en"
+        address, what = subscriber(data, language)
+        if address is None:
+            print(REFUSED.get(language, REFUSED["en"]).format(what=what))
+            return EX_NOPERM
+        data = with_from(data, address)
     if mode == "request":
-        data = as_command(data, f"{name}+{request_command(data)}@{found.group(2)}")
+        data = as_command(data, f"{name}+{command}@{found.group(2)}")
     elif "+" not in found.group(1):
         try:
             with open(os.path.join(listdir, "control", "panel-footer"), encoding="utf-8") as file:

@@ -19,10 +19,18 @@ part): the prefix is written here RFC 2047-encoded, and the trailer is added by
 List texts (`<listdir>/text/<name>`, mlmmj's README.listtexts), what the panel's editor can tell
 its users:
 - UTF-8 text. It may begin with header lines, then an empty line, then the body. Only the headers
-  of TEXT_HEADERS may be set (Subject: and the MIME ones a multipart text needs); mlmmj adds
-  From:, To:, Date:, Message-ID: itself and encodes a non-ASCII Subject. A text whose first lines
-  look like other headers ("Bcc: ...", "Note: ...") is written with an empty line first, so that
-  all of it is body: a text never sets another header.
+  of TEXT_HEADERS may be set (Subject: and the MIME ones a multipart text needs), written
+  `Name: value`; mlmmj adds From:, To:, Date:, Message-ID: itself and encodes a non-ASCII Subject.
+  A text never sets another header (`list_text`): mlmmj 1.3 (prepstdreply.c) takes every line at
+  the top that holds a ":" anywhere, after its substitutions, as a header, written as it is above
+  its own From: ("Reply-To : x", "Dear all: hi", "$subject$" when a stranger's subject has a
+  colon, "\u000a" which it turns into a line break, "%text x%"...), a line that starts with a
+  space or a tab as a header's next line, and ends the headers at the first empty line or at the
+  first line without ":". So the file always begins with a header block written here: the
+  allowed headers in their canonical form (name, ": ", the value with its "%" made literal, its
+  `$...$` limited to mlmmj's one-line values, no backslash), then an empty line; a text without
+  them begins with that empty line unless its first line cannot become a header in any way.
+  `text_header_problem` is the panel's check of the same rule, to refuse such a line with a message.
 - Substitutions: `$list$`, `$domain$`, `$list+$` (`news+`), so `$list+$subscribe@$domain$`;
   `$subaddr$` (the address (un)subscribed), `$confaddr$` (where to reply to confirm), `$subject$`,
   `$posteraddr$`; `%text prologue%` includes the text `prologue`; `$$` and `%%` are a literal
@@ -39,6 +47,8 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +69,31 @@ TEXTS = ("listaddress", "prefix", "footer", "panel-footer", "customheaders", "de
 # outside it is refused) and how long one may be (lists.services.MAX_TEXT).
 TEXT_FILES = frozenset({"prologue", "help", "finish-sub", "deny-post", "moderate-post", "notify", "digest"})
 MAX_LIST_TEXT = 20_000
-TEXT_HEADERS = frozenset({"subject", "mime-version", "content-type", "content-transfer-encoding",
-                          "content-disposition"})
-HEADER_LINE = re.compile(r"^([!-9;-~]+):")
+# The headers a text may set, by their lower-case name: the form they are written in.
+TEXT_HEADERS = {name.lower(): name for name in (
+    "Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition")}
+# An allowed header as the panel's editor lets it be written: the name, the colon right after it.
+CANONICAL_HEADER = re.compile(r"^([A-Za-z-]+):[ \t]*(.*)\Z")
+CONTINUATION = re.compile(r"^([ \t]+)(\S.*)\Z")
+# mlmmj's substitutions (prepstdreply.c's substitute_one) whose value is the list's own: its name,
+# domain and addresses, one line without a colon. Any other `$...$` in a header is written
+# literally ("$$"): `$text T$`, `$control C$`, `$moderators$` give several lines (each a header of
+# its own), and the value of `$subject$`, `$posteraddr$`, `$subaddr$` is a stranger's, which mlmmj
+# reads again for directives (`%originalmail%` would copy the stranger's headers in).
+OWN_SUBSTITUTIONS = frozenset({
+    "", "list", "list+", "domain", "listaddr", "listowner", "helpaddr", "faqaddr", "listgetN", "listunsubaddr",
+    "digestunsubaddr", "nomailunsubaddr", "listsubaddr", "digestsubaddr", "nomailsubaddr",
+    # mlmmj's own: an address with its cookie, a number
+    "confaddr", "confirmaddr", "moderateaddr", "permitaddr", "obstructaddr", "releaseaddr", "rejectaddr",
+    "digestissue", "digestinterval", "digestfirst", "digestlast", "maxmailsize",
+})
+SUBSTITUTION = re.compile(r"\$([^$\n]*)\$")
+# What looks like a header to a person or a mail program: one word, maybe spaces, then a colon
+# (or a character drawn like one; NFKC already makes the full-width and small colons ":").
+HEADER_LIKE = re.compile(r"^[ \t]*[^\s:]+[ \t]*:")
+COLON_LOOKALIKES = str.maketrans({char: ":" for char in (
+    "\ua789", "\u2236", "\u02d0", "\u0589", "\u05c3", "\u0703", "\u0704", "\u16ec", "\u1361", "\u205a",
+    "\u2360", "\ufe30", "\ufe13", "\ufe55", "\uff1a", "\u1804", "\u1806", "\u02f8", "\u0903", "\ua4fd")})
 ENCODED_WORD_TEXT = 75 - len("=?utf-8?q??=")  # RFC 2047: an encoded word is at most 75 characters
 Q_SAFE = re.compile(r"[A-Za-z0-9!*+/-]")
 
@@ -110,10 +142,63 @@ def encoded_prefix(prefix: str) -> str:
     return " ".join(f"=?utf-8?q?{w}?=" for w in words)
 
 
+def _header_value(value: str) -> str | None:
+    """A header's value as mlmmj must read it to write it unchanged: "%" literal ("%%": no
+    directive runs in a header), only OWN_SUBSTITUTIONS substituted (any other `$` literal);
+    None when it holds a backslash (mlmmj turns `\\u000a` into a line break, `\\` into less)."""
+    if "\\" in value:
+        return None
+    value = value.replace("%", "%%")
+    kept: list[str] = []
+    position = 0
+    for found in SUBSTITUTION.finditer(value):
+        kept.append(value[position:found.start()].replace("$", "$$"))
+        kept.append(found.group(0) if found.group(1) in OWN_SUBSTITUTIONS else found.group(0).replace("$", "$$"))
+        position = found.end()
+    kept.append(value[position:].replace("$", "$$"))
+    return "".join(kept)
+
+
+def _header_block(lines: list[str]) -> tuple[list[str], int]:
+    """The allowed headers at the top of a text, as they are written (canonical name, escaped
+    value, folded lines kept), and how many of the text's lines they take."""
+    written: list[str] = []
+    count = 0
+    for line in lines:
+        header = CANONICAL_HEADER.match(line)
+        folded = CONTINUATION.match(line) if written and not _looks_like_header(line) else None
+        if header and header.group(1).lower() in TEXT_HEADERS:
+            value = _header_value(header.group(2))
+            if value is None:
+                break
+            written.append(f"{TEXT_HEADERS[header.group(1).lower()]}: {value}")
+        elif folded:
+            value = _header_value(folded.group(2))
+            if value is None:
+                break
+            written.append(folded.group(1) + value)
+        else:
+            break
+        count += 1
+    return written, count
+
+
+def _plain_line(line: str) -> bool:
+    """Whether mlmmj, reading `line` where headers may be, can only take it for body: not empty,
+    no space or tab first, and nothing that could give a colon once processed (a colon, a
+    directive, a backslash escape, a substitution but the list's own)."""
+    if not line or line[0] in " \t":
+        return False
+    rest = SUBSTITUTION.sub(lambda found: "" if found.group(1) in OWN_SUBSTITUTIONS else "$", line)
+    return not any(char in rest for char in ":%$\\")
+
+
 def list_text(name: str, value: object) -> str:
     """A list text the panel edited, as written to `<listdir>/text/<name>`: a known name, UTF-8
-    without control characters, at most MAX_LIST_TEXT characters; headers at its top only those
-    of TEXT_HEADERS, or the whole text becomes body (module docstring)."""
+    without control characters, at most MAX_LIST_TEXT characters. Its top is a header block
+    written here (module docstring): the allowed headers it begins with, in canonical form, then an
+    empty line; the rest is body, whatever it holds. A text whose top holds anything else that
+    mlmmj could take for a header is all body (an empty line first)."""
     if name not in TEXT_FILES:
         raise RenderError(f"unknown list text: {name!r}")
     if not isinstance(value, str) or len(value) > MAX_LIST_TEXT or CONTROL_CHARS.search(value):
@@ -123,16 +208,38 @@ def list_text(name: str, value: object) -> str:
     except UnicodeEncodeError:
         raise RenderError(f"list text {name} that is not valid Unicode") from None
     lines = value.split("\n")
-    count = 0
-    while count < len(lines) and (HEADER_LINE.match(lines[count]) or (count and lines[count][:1] in (" ", "\t"))):
-        count += 1
-    names = {HEADER_LINE.match(line).group(1).lower() for line in lines[:count] if HEADER_LINE.match(line)}
-    if count and not names <= TEXT_HEADERS:
-        lines.insert(0, "")  # all body: no header of its own
-    elif count and count < len(lines) and lines[count] != "":
-        lines.insert(count, "")  # the headers end here
-    text = "\n".join(lines)
+    headers, count = _header_block(lines)
+    if count == len(lines):
+        out = [*headers, ""]  # headers only: an empty body
+    elif headers and lines[count] == "":
+        out = [*headers, *lines[count:]]  # the text's own empty line ends them
+    elif headers and not _looks_like_header(lines[count]):
+        out = [*headers, "", *lines[count:]]  # the headers end there
+    elif _plain_line(lines[0]):
+        out = lines  # no header: mlmmj takes the first line for body
+    else:
+        out = ["", *lines]  # all body: no header of its own
+    text = "\n".join(out)
     return text if text.endswith("\n") else text + "\n"
+
+
+def _looks_like_header(line: str) -> bool:
+    """Whether a person or mail software could read `line` as a header: mlmmj's escapes
+    `\\uXXXX` decoded, look-alike colons taken for ":" (HEADER_LIKE)."""
+    decoded = re.sub(r"\\u([0-9A-Fa-f]{4})", lambda found: chr(int(found.group(1), 16)), line)
+    decoded = unicodedata.normalize("NFKC", decoded).translate(COLON_LOOKALIKES)
+    return bool(HEADER_LIKE.match(decoded))
+
+
+def text_header_problem(value: str) -> str | None:
+    """The line at the top of a text that reads as a header the text may not set (or an allowed
+    one written so that it cannot be kept: "Subject : x", a backslash), or None. The panel refuses
+    such a text with this line in its message; the agent would send it all as body."""
+    lines = value.split("\n")
+    _headers, count = _header_block(lines)
+    if count == len(lines) or lines[count] == "":
+        return None
+    return lines[count] if _looks_like_header(lines[count]) else None
 
 
 def language(document_list: contract.MailingList) -> str:
@@ -143,9 +250,11 @@ def language(document_list: contract.MailingList) -> str:
     return value
 
 
-def control(document_list: contract.MailingList, domain: str, smtp_port: int) -> tuple[set[str], dict[str, str]]:
+def control(document_list: contract.MailingList, domain: str, smtp_port: int,
+            aliases: Sequence[str] = ()) -> tuple[set[str], dict[str, str]]:
     """The control flags and texts of a list, from the panel's options (values validated).
-    `unsub_confirm` and `remote_admin` have no mlmmj equivalent (module docstring)."""
+    `unsub_confirm` and `remote_admin` have no mlmmj equivalent (module docstring). `aliases`: the
+    served alias domains of `domain` (alias_names), whose name of the list mlmmj must take too."""
     name = render.local_part(document_list["name"])
     domain = render.domain_name(domain)
     address = f"{name}@{domain}"
@@ -179,7 +288,10 @@ def control(document_list: contract.MailingList, domain: str, smtp_port: int) ->
     texts = {
         # The second address is where Postfix hands the list's mail to mlmmj: mlmmj takes the
         # command of `news+subscribe@<domain>.mlmmj.invalid` only from one of its list addresses.
-        "listaddress": f"{address}\n{render.list_internal_address(domain, name)}",
+        # Then the list's name at each alias domain: mlmmj takes a post only when one of its list
+        # addresses is in To: or Cc:, and a post to news@alias reaches it as news@domain.
+        "listaddress": "\n".join([address, render.list_internal_address(domain, name),
+                                  *(f"{name}@{render.domain_name(alias)}" for alias in aliases)]),
         "owner": render.address(document_list["owner"]),
         "smtpport": str(int(smtp_port)),
         "panel-language": language(document_list),
@@ -264,10 +376,10 @@ def _sync_texts(path: Path, wanted: dict[str, str]) -> bool:
     return changed
 
 
-def ensure_list(host: ListHost, domain: str, document_list: contract.MailingList) -> Path:
+def ensure_list(host: ListHost, domain: str, document_list: contract.MailingList, aliases: Sequence[str] = ()) -> Path:
     """Create the list directory if needed and write its control files and texts (idempotent)."""
     path = list_dir(host, domain, document_list["name"])
-    flags, texts = control(document_list, domain, host.smtp_port)
+    flags, texts = control(document_list, domain, host.smtp_port, aliases)
     wanted_texts = list_texts(document_list)
     if not (path / "control" / "listaddress").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,6 +403,33 @@ def ensure_list(host: ListHost, domain: str, document_list: contract.MailingList
     if changed:
         _chown_tree(path, _owner_ids(host))
     return path
+
+
+def alias_names(db: sqlite3.Connection, domain: str) -> list[str]:
+    """The alias domains of `domain` this host serves (mailhost.apply), by name."""
+    return [alias for (alias,) in db.execute(
+        "SELECT a.alias FROM alias_domains a JOIN domains s ON s.domain = a.alias AND s.active = 1 "
+        "WHERE a.domain = ? ORDER BY a.alias", (domain,))]
+
+
+def readdress(host: ListHost, db: sqlite3.Connection, domain: str) -> list[str]:
+    """Give the lists of `domain` here their names at its served alias domains (control/listaddress
+    after its first two lines, as ensure_list writes it), when an alias domain of it comes, goes,
+    or is proven; returns the lists whose file changed."""
+    folder = host.mlmmj_root.resolve() / render.domain_name(domain)
+    changed: list[str] = []
+    if not folder.is_dir() or folder.is_symlink():
+        return changed
+    aliases = alias_names(db, domain)
+    for entry in sorted(folder.iterdir()):
+        file = entry / "control" / "listaddress"
+        if entry.is_symlink() or file.is_symlink() or not file.is_file():
+            continue
+        own = [line for line in file.read_text(encoding="utf-8").split("\n") if line][:2]
+        wanted = "\n".join([*own, *(f"{entry.name}@{alias}" for alias in aliases)]) + "\n"
+        if _write_if_changed(file, wanted):
+            changed.append(entry.name)
+    return changed
 
 
 def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: set[str]) -> list[str]:

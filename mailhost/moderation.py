@@ -175,7 +175,7 @@ def held_report(host: lists.ListHost) -> list[contract.ListHeld]:
     root = host.mlmmj_root.resolve()
     if not root.is_dir():
         return []
-    reported = []
+    reported: list[contract.ListHeld] = []
     for path in sorted(root.glob("*/*")):
         if path.is_symlink() or not (path / "control" / "listaddress").exists():
             continue
@@ -232,11 +232,10 @@ def decide(host: lists.ListHost, request: contract.Moderation) -> bool:
         delimiter=_control(path, "delimiter", "+"), command=command, key=request["key"],
         sender=_control(path, "owner", f"{request['list']}-owner@{request['domain']}"),
     )
-    as_list = {}
-    if os.geteuid() == 0:  # as Postfix's pipe does (user=list): mlmmj's files stay the list's
-        as_list = {"user": host.user, "group": host.user, "extra_groups": []}
+    # As root, as Postfix's pipe does (user=list): mlmmj's files stay the list's.
+    as_list = host.user if os.geteuid() == 0 else None
     subprocess.run(  # noqa: S603 - mlmmj's program by absolute path, a validated list directory
         [str(lists.MLMMJ / "mlmmj-receive"), "-F", "-L", str(path)], input=mail, check=True,
-        capture_output=True, timeout=120, **as_list,
+        capture_output=True, timeout=120, user=as_list, group=as_list, extra_groups=None if as_list is None else [],
     )
     return not file.exists()

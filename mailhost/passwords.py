@@ -12,12 +12,15 @@ import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from passlib.hash import md5_crypt, sha256_crypt, sha512_crypt
+from passlib.utils.handlers import GenericHandler
 
 SCHEME = "ARGON2ID"
 # Dovecot verifies argon2 with libsodium; p=1 is what libsodium produces and accepts everywhere.
 _hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
 _DUMMY = "{ARGON2ID}" + _hasher.hash("timing-equaliser")
-CRYPT_SCHEMES = {"SHA512-CRYPT": sha512_crypt, "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt}
+CRYPT_SCHEMES: dict[str, type[GenericHandler]] = {
+    "SHA512-CRYPT": sha512_crypt, "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt,
+}
 
 
 def hash_password(password: str) -> str:

@@ -8,9 +8,10 @@ goes into a Sieve script is escaped for a Sieve quoted string. Plain Python, no 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from mailhost import contract
 from mailhost.contract import DocumentError
@@ -25,8 +26,8 @@ DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # control (U+0080-U+009F: NEL is a line break to some mail software). The panel checks text with
 # this same pattern (mail.validators.clean_text), so what it accepts the agent accepts.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-DISCARD_ADDRESS = "discard@discard.invalid"
-DISCARD_DOMAIN = "discard.invalid"
+DISCARD_DOMAIN = contract.DISCARD_DOMAIN
+DISCARD_ADDRESS = f"discard@{DISCARD_DOMAIN}"
 ROBOT_REPLY_SECONDS = 2000  # QmailAdmin's robots: at most 5 replies per sender per 10,000 s
 # A robot's `reply_seconds` (absent: ROBOT_REPLY_SECONDS): at least a minute (a robot never answers
 # every message), at most Pigeonhole's default sieve_vacation_max_period (90 days), which it would
@@ -41,26 +42,37 @@ class RenderError(DocumentError):
     """A value in the document cannot be written safely to the mail host."""
 
 
-def domain_name(value: Any) -> str:
+def domain_name(value: object) -> str:
     if not isinstance(value, str) or not DOMAIN_RE.match(value):
         raise RenderError(f"invalid domain name: {value!r}")
     return value
 
 
-def local_part(value: Any) -> str:
+def local_part(value: object) -> str:
     if not isinstance(value, str) or not LOCAL_RE.match(value):
         raise RenderError(f"invalid local part: {value!r}")
     return value
 
 
-def address(value: Any) -> str:
+def hosted_domain_name(value: object) -> str:
+    """A domain name the document may serve: never one of the names the host uses itself or a
+    special-use name (contract.reserved_suffix: `<domain>.mlmmj.invalid`, `discard.invalid`,
+    `localhost`...), whatever the panel let through."""
+    name = domain_name(value)
+    suffix = contract.reserved_suffix(name)
+    if suffix is not None:
+        raise RenderError(f"reserved domain name: {name!r} (special-use .{suffix}, never a hosted domain)")
+    return name
+
+
+def address(value: object) -> str:
     if not isinstance(value, str) or value.count("@") != 1:
         raise RenderError(f"invalid address: {value!r}")
     local, domain = value.split("@")
     return f"{local_part(local)}@{domain_name(domain)}"
 
 
-def text(value: Any, *, single_line: bool = False) -> str:
+def text(value: object, *, single_line: bool = False) -> str:
     if not isinstance(value, str) or len(value) > MAX_TEXT or CONTROL_CHARS.search(value):
         raise RenderError("text with control characters or too long")
     try:
@@ -124,8 +136,9 @@ def mailbox_sieve(mailbox: contract.Mailbox, own: str) -> str | None:
     """The Sieve script of a mailbox: vacation, then discard when nothing must be kept."""
     requires: set[str] = set()
     lines: list[str] = []
-    if mailbox.get("vacation"):
-        extra, action = _vacation(mailbox["vacation"], own)
+    vacation = mailbox.get("vacation")
+    if vacation:
+        extra, action = _vacation(vacation, own)
         requires |= extra
         lines.append(action)
     routing = mailbox.get("routing", "standard")
@@ -137,7 +150,7 @@ def mailbox_sieve(mailbox: contract.Mailbox, own: str) -> str | None:
     return head + "\n".join(lines) + "\n"
 
 
-def reply_seconds(value: Any) -> int:
+def reply_seconds(value: object) -> int:
     """A robot's reply period: an int (not a bool) from ROBOT_REPLY_SECONDS_MIN to _MAX."""
     if type(value) is not int or not ROBOT_REPLY_SECONDS_MIN <= value <= ROBOT_REPLY_SECONDS_MAX:
         raise RenderError(f"robot reply period out of range: {value!r} (from {ROBOT_REPLY_SECONDS_MIN} "
@@ -181,7 +194,7 @@ class DomainRows:
     names: dict[str, str]  # address -> what holds it: mailbox, robot, forward or list
 
 
-LIST_INTERNAL_DOMAIN = "mlmmj.invalid"
+LIST_INTERNAL_DOMAIN = contract.LIST_INTERNAL_DOMAIN
 # The ezmlm-style command addresses of a list (lists moved from QmailAdmin) and the mlmmj command
 # each one is: `news-subscribe@` works as `news+subscribe@`. A list holds these names whatever its
 # options (the panel refuses them to anything else: `list_bases`); `-request` (None here) takes
@@ -224,13 +237,13 @@ def list_bases(local: str) -> set[str]:
 HASH_RE = re.compile(r"^\{[A-Z0-9-]{1,32}\}[\x21-\x26\x28-\x7e]{1,480}\Z")
 
 
-def _hash(value: Any) -> str:
+def _hash(value: object) -> str:
     if not isinstance(value, str) or not HASH_RE.match(value):
         raise RenderError("invalid password hash")
     return value
 
 
-def _quota(value: Any) -> int:
+def _quota(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise RenderError("invalid quota")
     if value > MAX_QUOTA_BYTES:
@@ -238,7 +251,7 @@ def _quota(value: Any) -> int:
     return value
 
 
-def _list_rows(domain: str, ml: contract.MailingList, claim: Any, aliases: dict[str, list[str]],
+def _list_rows(domain: str, ml: contract.MailingList, claim: Callable[[str, str], str], aliases: dict[str, list[str]],
                transports: dict[str, str]) -> None:
     """A list's rows: its address and its ezmlm-style ones to mlmmj (`news-subscribe@` as
     `news+subscribe@`, the `+` form being what mlmmj acts on), `-request` to the pipe that reads
@@ -263,7 +276,7 @@ def rows(document: contract.DomainDocument | contract.DomainDelta) -> DomainRows
     """Map rows of the objects of a present domain's document (all of them, or those a delta
     changed). Names used twice are refused (one address, one meaning). The catch-all's row is
     made when the document has a catch-all, or when it is complete (no catch-all: bounce)."""
-    domain = domain_name(document["domain"])
+    domain = hosted_domain_name(document["domain"])
     mailboxes: list[MailboxRow] = []
     aliases: dict[str, list[str]] = {}
     transports: dict[str, str] = {}
@@ -295,10 +308,9 @@ def rows(document: contract.DomainDocument | contract.DomainDelta) -> DomainRows
         mailboxes.append(MailboxRow(email, r["local_part"], "!", 0, True, False, False, False, robot_sieve(r, email)))
     for f in document.get("forwards", []):
         email = claim(f["local_part"], "forward")
-        targets = [address(a) for a in f.get("destinations", [])]
-        if not targets:
-            raise RenderError(f"forward without destination: {email}")
-        aliases[email] = targets
+        # No destination: the name accepts mail and drops it (the import of a vpopmail `.qmail-NAME`
+        # of comments only).
+        aliases[email] = [address(a) for a in f.get("destinations", [])] or [DISCARD_ADDRESS]
     for ml in document.get("lists", []):
         _list_rows(domain, ml, claim, aliases, transports)
     if contract.is_delta(document) and "catchall" not in document:

@@ -7,11 +7,14 @@ reconcile re-sends every domain whose host lags.
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.db import models
 from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
-from hosting.models import Domain, DomainChildQuerySet, MailHost
+from hosting.models import Domain, DomainChildQuerySet, MailHost, ScopedQuerySet
+from hosting.roles import Role, Seat, role_of
 
 
 class SyncState(models.TextChoices):
@@ -30,6 +33,12 @@ class DomainSync(models.Model):
     )
     # Database defaults too: the claim of a first change inserts the row in plain SQL (revisions.py).
     queued = models.BooleanField(_("push queued"), default=False, db_default=False)
+    # When the flag was taken: a flag older than a few seconds has lost its push (a worker killed
+    # holding it, a broker down when it was sent) and the reconcile frees it (services.reconcile).
+    queued_at = models.DateTimeField(_("push queued at"), null=True, blank=True)
+    # Since when the host lacks a change of the domain (the first claim after its last complete
+    # confirmation; a report that confirms only part of it restarts it): the mail host's health.
+    pending_since = models.DateTimeField(_("change waiting since"), null=True, blank=True)
     sent_revision = models.PositiveBigIntegerField(_("revision sent"), default=0, db_default=0)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     applied_revision = models.PositiveBigIntegerField(_("revision applied"), default=0, db_default=0)
@@ -37,6 +46,9 @@ class DomainSync(models.Model):
     error = models.TextField(_("error from the mail host"), blank=True, db_default="")
     error_revision = models.PositiveBigIntegerField(_("revision that failed"), default=0, db_default=0)
     attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
+    # Documents the reconcile sent again since the host last confirmed one: each waits twice as
+    # long as the one before for the host's answer (services.resend_delay).
+    resends = models.PositiveIntegerField(_("sent again"), default=0, db_default=0)
     # The host said it lacks the base of a delta (or support asked): the next push is complete.
     needs_full = models.BooleanField(_("send the whole domain"), default=False, db_default=False)
 
@@ -102,6 +114,9 @@ class RetiredDomain(models.Model):
     confirmed = models.BooleanField(_("removal confirmed"), default=False)
     error = models.TextField(_("error from the mail host"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # When its "absent" document last went: the reconcile sends it again STALE_AFTER later, not
+    # at each of its ticks (every 5 s) to a host that is down.
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("retired domain")
@@ -127,7 +142,7 @@ class DomainMoveQuerySet(DomainChildQuerySet):
 
 
 class DomainMove(models.Model):
-    """A domain handed from one mail host to another, mail included (provisioning.services):
+    """A domain handed from one mail host to another, mail included (hostlink.moves):
     the new host confirms the domain, the old host copies every mailbox there (doveadm sync),
     then, only then, the old host removes the domain and its maildirs."""
 
@@ -170,3 +185,85 @@ class DomainMove(models.Model):
             when = formats.date_format(timezone.localtime(self.finished_at), "DATETIME_FORMAT")
             return f"{self.get_state_display()} ({when})"
         return str(self.get_state_display())
+
+
+class HostHealthQuerySet(ScopedQuerySet):
+    def visible_to(self, seat: Seat) -> Self:
+        """The operators' and support's: the health of the mail hosts is none of a tenant's business."""
+        return self.all() if role_of(seat) in (Role.OPERATOR, Role.SUPPORT) else self.none()
+
+
+class HostHealth(models.Model):
+    """What the panel last heard from a mail host's agent: its heartbeat (every
+    contract.HEARTBEAT_SECONDS, with the document formats it reads) or any report. A host silent
+    for longer than services.HOST_SILENT_AFTER is flagged (`silent_since`) and logged as an error,
+    once per silence (services.check_hosts, run by the reconcile)."""
+
+    host = models.OneToOneField(MailHost, on_delete=models.CASCADE, related_name="health",
+                                verbose_name=_("mail host"))
+    last_report_at = models.DateTimeField(_("last report"), null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    # The highest document format the agent reads (contract.READS), from its heartbeat.
+    contract_version = models.PositiveIntegerField(_("contract version"), null=True, blank=True)
+    silent_since = models.DateTimeField(_("silent since"), null=True, blank=True)
+    created_at = models.DateTimeField(_("first expected"), auto_now_add=True)
+
+    objects = HostHealthQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("mail host health")
+        verbose_name_plural = _("mail hosts' health")
+        ordering = ["host__name"]
+
+    def __str__(self) -> str:
+        return str(self.host)
+
+
+class MailImportState(models.TextChoices):
+    WAITING = "waiting_host", _("waiting for the mail host to have the mailboxes")
+    SENT = "sent", _("copying mail")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class MailImport(models.Model):
+    """Mail of an old server (vpopmail's Maildirs, copied onto the domain's mail host) brought
+    into the domain's mailboxes by the host's agent (hostlink.mailimport, mailhost.mailimport).
+    The row is the record: a request waits here until the host has applied `revision` (the one
+    that created the mailboxes), and is sent again while no report came; the agent's copy is
+    idempotent, so a request sent twice copies nothing twice."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="mail_imports",
+                               verbose_name=_("domain"))
+    # The host must have applied at least this revision of the domain (its mailboxes) first.
+    revision = models.PositiveBigIntegerField(_("revision"))
+    # [[address, absolute path of the old Maildir on the mail host], ...]
+    mailboxes = models.JSONField(_("mailboxes and their old Maildirs"), default=list)
+    state = models.CharField(_("state"), max_length=20, choices=MailImportState.choices,
+                             default=MailImportState.WAITING)
+    host = models.ForeignKey(MailHost, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             verbose_name=_("mail host"))
+    # Per mailbox, as the host reported it: {address, copied, present, folders, subscribed, error}.
+    results = models.JSONField(_("results"), default=list, blank=True)
+    copied = models.PositiveIntegerField(_("messages copied"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    seconds = models.FloatField(_("seconds"), default=0.0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = DomainChildQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("mail import")
+        verbose_name_plural = _("mail imports")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["state", "sent_at"], name="mail_import_state")]
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {len(self.mailboxes)} ({self.state})"
+
+    def errors(self) -> dict[str, str]:
+        """address → error, for the mailboxes whose import failed at the last run."""
+        return {str(r.get("address")): str(r["error"]) for r in self.results if isinstance(r, dict) and r.get("error")}

@@ -20,11 +20,11 @@ from django.test.utils import override_settings
 
 from hosting.models import Customer, Domain, MailHost, Pack, Plan, Reseller, User
 from hosting.roles import SUPPORT_GROUP
+from hostlink import push
 from mail.auth import SESSION_HASH, SESSION_ID, session_hash
 from mail.models import Mailbox
 from mailhost import contract
 from provisioning import revisions
-from provisioning import services as provisioning_services
 from tests.factories import (
     CustomerFactory,
     DomainFactory,
@@ -164,6 +164,6 @@ def outbox(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> list[contract.Documen
     postmaster's creation). tests/test_provisioning.py and test_pack_move.py have their own."""
     sent: list[contract.Document] = []
     monkeypatch.setattr("provisioning.revisions.enqueue_push", lambda domain_id, countdown=None: None)
-    monkeypatch.setattr(provisioning_services, "send", lambda host, document: sent.append(document))
+    monkeypatch.setattr(push, "send", lambda host, document: sent.append(document))
     revisions.domain_changed(cast.a.domain)
     return sent

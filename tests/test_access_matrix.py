@@ -18,10 +18,13 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from hosting import audit
+from hosting.models import Domain
 from lists.models import HeldMessage, MailingList, MemberImport
-from mail.models import Forward, Robot
+from mail.models import AccountImport, Forward, Robot
+from provisioning.models import HostHealth, MailImport
 from tests.conftest import ROLES, Cast, client_for
 
 OPERATOR, SUPPORT = "operator", "support"
@@ -59,9 +62,24 @@ def of_list_a(cast: Cast) -> dict[str, Any]:
     return {"pk": cast.a.domain.pk, "obj": list_of_a(cast).pk}
 
 
+def alias_domain_of_a(cast: Cast) -> Domain:
+    """A proven alias domain of domain A ("Check now" then looks nothing up)."""
+    return Domain.objects.get_or_create(name="alpha-alias.test", defaults={
+        "pack": cast.a.pack, "alias_of": cast.a.domain, "verified_at": timezone.now(), "verified_how": "hand"})[0]
+
+
+def of_alias_a(cast: Cast) -> dict[str, Any]:
+    return {"pk": cast.a.domain.pk, "obj": alias_domain_of_a(cast).pk}
+
+
 def of_import_a(cast: Cast) -> dict[str, Any]:
     job = MemberImport.objects.get_or_create(mailing_list=list_of_a(cast), defaults={"state": "done"})[0]
     return {**of_list_a(cast), "job": job.pk}
+
+
+def of_account_import_a(cast: Cast) -> dict[str, Any]:
+    job = AccountImport.objects.get_or_create(domain=cast.a.domain, defaults={"kind": "forwards", "state": "done"})[0]
+    return {"pk": cast.a.domain.pk, "job": job.pk}
 
 
 def of_held_a(cast: Cast) -> dict[str, Any]:
@@ -81,66 +99,86 @@ class Spec:
 
 
 PANEL: dict[str, Spec] = {
-    "hosting:client": Spec(ok=USERS),
-    "hosting:pack": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
-    "mail:domain": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
-    "hosting:domain_audit": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:client": Spec(ok=USERS),
+    "screens:pack": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
+    "screens:domain": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:domain_audit": Spec(ok={OPERATOR, SUPPORT, RA, CA, DA}, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    # Where a change stands on the mail host (the banner asks while it is pending; the pack page too).
+    "screens:domain_state": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:me_state": Spec(ok=MAILBOXES),
+    "screens:mail_settings": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}),
     # A domain's screens: its admin, its customer, their reseller, support, operators.
     **{name: Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}) for name in (
-        "mail:mailboxes", "lists:mailbox_create", "mail:catchall", "mail:forwards", "mail:forward_create",
-        "mail:robots", "mail:robot_create", "lists:lists", "lists:list_create")},
-    "lists:list_modify": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
-    "lists:list_delete": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
-    "lists:list_text": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {**of_list_a(c), "name": "help"}),
-    "lists:members": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+        "screens:mailboxes", "screens:mailbox_create", "screens:catchall", "screens:forwards", "screens:forward_create",
+        "screens:robots", "screens:robot_create", "screens:lists", "screens:list_create")},
+    "screens:list_modify": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "screens:list_delete": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "screens:list_text": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {**of_list_a(c), "name": "help"}),
+    "screens:members": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
     # Removing an address that is not a member changes nothing: back to the members' page.
-    "lists:member_remove": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_list_a,
-                                data={"address": "nobody@elsewhere.test"}),
-    "lists:member_import": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
-    "lists:member_import_status": Spec(ok=MANAGERS_OF_A, kwargs=of_import_a),
-    "lists:member_export": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
-    "lists:moderation": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "screens:member_remove": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_list_a,
+                                data={"address": "nobody@elsewhere.test", "confirm": "yes"}),
+    "screens:member_import": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    "screens:member_import_status": Spec(ok=MANAGERS_OF_A, kwargs=of_import_a),
+    "screens:member_export": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
+    # A domain's POP accounts and forwards as CSV: the export, the import's form, an import's report.
+    **{name: Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}) for name in (
+        "screens:mailbox_export", "screens:mailbox_import", "screens:forward_export", "screens:forward_import")},
+    "screens:account_import_status": Spec(ok=MANAGERS_OF_A, kwargs=of_account_import_a),
+    # A domain's alias domains: whoever manages the domain (each fetched through its target).
+    "screens:alias_domains": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:alias_domain_add": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:alias_domain": Spec(ok=MANAGERS_OF_A, kwargs=of_alias_a),
+    "screens:alias_domain_delete": Spec(ok=MANAGERS_OF_A, kwargs=of_alias_a),
+    "screens:alias_domain_state": Spec(ok=MANAGERS_OF_A, kwargs=of_alias_a),
+    # "Check now" of a proven alias: nothing to look up, back to its page with a message.
+    "screens:alias_domain_check": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_alias_a),
+    "screens:moderation": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
     # The first decision is taken, the others are refused with a message: back to the queue each time.
-    "lists:held_decide": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_held_a,
+    "screens:held_decide": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_held_a,
                               data={"decision": "reject"}),
     # The client area's acts on a pack's mail: the people who see the pack, never a mailbox.
-    "mail:domain_add": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
-    "mail:postmaster_reset": Spec(ok={OPERATOR, SUPPORT, RA, CA}, method="post",
+    "screens:domain_add": Spec(ok={OPERATOR, SUPPORT, RA, CA}, kwargs=lambda c: {"pk": c.a.pack.pk}),
+    "screens:postmaster_reset": Spec(ok={OPERATOR, SUPPORT, RA, CA}, method="post", data={"confirm": "yes"},
                                   kwargs=lambda c: {"pk": c.a.domain.pk}),
-    "mail:quick": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}, data={"name": "postmaster"},
+    # "Check now" of a proven domain: nothing to look up, back to the menu with a message.
+    "screens:domain_check": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302,
+                                 kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:quick": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}, data={"name": "postmaster"},
                        ok_status=302),
-    "mail:mailbox_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),
-    "mail:mailbox_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),
+    "screens:mailbox_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),
+    "screens:mailbox_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),
     # A rename of the name it already has: nothing to do, back to the account's page.
-    "mail:mailbox_rename": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {
+    "screens:mailbox_rename": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {
         "pk": c.a.domain.pk, "obj": c.mailbox_user.pk}, data={"new_local_part": "alphauser"}),
-    "mail:forward_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": forward_of_a(c).pk}),
-    "mail:forward_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": forward_of_a(c).pk}),
+    "screens:forward_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": forward_of_a(c).pk}),
+    "screens:forward_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": forward_of_a(c).pk}),
     # Removing the one destination is refused with a message: back to the forward's page.
-    "mail:forward_remove_destination": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {
+    "screens:forward_remove_destination": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {
         "pk": c.a.domain.pk, "obj": forward_of_a(c).pk}, data={"destination": "someone@elsewhere.test"}),
-    "mail:robot_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
-    "mail:robot_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
-    "mail:me": Spec(ok=MAILBOXES),
+    "screens:robot_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
+    "screens:robot_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
+    "screens:me": Spec(ok=MAILBOXES),
+    "screens:me_mail_settings": Spec(ok=MAILBOXES),  # each mailbox its own: no tenant's object in the URL
     # An empty form: a logged-in mailbox gets its errors back (400), nobody else gets the form.
-    "mail:me_password": Spec(ok=MAILBOXES, method="post", ok_status=400),
+    "screens:me_password": Spec(ok=MAILBOXES, method="post", ok_status=400),
     # Public pages: the login (a mailbox already logged in is sent on), the password page.
-    "mail:login": Spec(ok=EVERYONE - MAILBOXES, sent_home=MAILBOXES),
-    "mail:change_password": Spec(ok=EVERYONE),
+    "screens:login": Spec(ok=EVERYONE - MAILBOXES, sent_home=MAILBOXES),
+    "screens:change_password": Spec(ok=EVERYONE),
 }
 
 # The home page only dispatches: each seat is redirected to its own start page.
 HOME_TARGETS: dict[str, Callable[[Cast], str]] = {
-    "anonymous": lambda c: reverse("mail:login"),
+    "anonymous": lambda c: reverse("screens:login"),
     OPERATOR: lambda c: reverse("admin:index"),
     SUPPORT: lambda c: reverse("admin:index"),
     RA: lambda c: reverse("admin:index"),
     RB: lambda c: reverse("admin:index"),
-    CA: lambda c: reverse("hosting:client"),
-    CB: lambda c: reverse("hosting:client"),
-    DA: lambda c: reverse("mail:domain", args=[c.a.domain.pk]),
-    DB: lambda c: reverse("mail:domain", args=[c.b.domain.pk]),
-    MA: lambda c: reverse("mail:me"),
+    CA: lambda c: reverse("screens:client"),
+    CB: lambda c: reverse("screens:client"),
+    DA: lambda c: reverse("screens:domain", args=[c.a.domain.pk]),
+    DB: lambda c: reverse("screens:domain", args=[c.b.domain.pk]),
+    MA: lambda c: reverse("screens:me"),
 }
 
 # Admin pages of each model, with the object of tenant A (or the operator's) they are tried on.
@@ -161,6 +199,9 @@ ADMIN_OBJECTS: dict[str, Callable[[Cast], Any]] = {
     "mfa.authenticator": lambda c: Authenticator.objects.create(
         user=c.a.customer_user, type=Authenticator.Type.RECOVERY_CODES, data={"seed": "00"}
     ),
+    "provisioning.hosthealth": lambda c: HostHealth.objects.get_or_create(host=c.host)[0],
+    "provisioning.mailimport": lambda c: MailImport.objects.create(
+        domain=c.a.domain, revision=1, mailboxes=[[f"old@{c.a.domain.name}", "/srv/old/Maildir"]]),
 }
 
 OP_ONLY = {"changelist": {OPERATOR}, "add": {OPERATOR}, "change": {OPERATOR}, "history": {OPERATOR},
@@ -189,6 +230,12 @@ ADMIN_ACCESS: dict[str, dict[str, set[str]]] = {
     "auth.group": OP_ONLY,
     "account.emailaddress": OP_ONLY,
     "mfa.authenticator": OP_ONLY,
+    # The mail hosts' health: operators and support look; nobody types it in.
+    "provisioning.hosthealth": {"changelist": {OPERATOR, SUPPORT}, "add": set(), "change": {OPERATOR, SUPPORT},
+                                "history": {OPERATOR, SUPPORT}, "delete": set()},
+    # Mail imported from an old server: operators and support look; the agents' reports write it.
+    "provisioning.mailimport": {"changelist": {OPERATOR, SUPPORT}, "add": set(), "change": {OPERATOR, SUPPORT},
+                                "history": {OPERATOR, SUPPORT}, "delete": set()},
 }
 
 ADMIN_SITE: dict[str, Spec] = {
@@ -229,8 +276,8 @@ def admin_specs() -> dict[str, Spec]:
 MATRIX: dict[str, Spec] = {**PANEL, **ADMIN_SITE, **admin_specs()}
 # URLs with their own tests (below or in other files) rather than a row of the matrix.
 SPECIAL = {
-    "hosting:home",  # test_home_sends_each_seat_to_its_page
-    "mail:logout",  # test_logout_is_post_only
+    "screens:home",  # test_home_sends_each_seat_to_its_page
+    "screens:logout",  # test_logout_is_post_only
     "admin:login",  # test_admin_login_goes_through_allauth
     "set_language",  # test_language_switch_is_public_and_changes_only_on_post
 }
@@ -244,7 +291,7 @@ def denied(response: Any, role: str) -> bool:
         target = response["Location"]
         return any(
             target.startswith(reverse(name))
-            for name in ("account_login", "mail:login", "admin:login", "admin:index")
+            for name in ("account_login", "screens:login", "admin:login", "admin:index")
         )
     return False
 
@@ -273,7 +320,7 @@ def test_url_from_every_seat(cast: Cast, url_name: str) -> None:
 
 def test_home_sends_each_seat_to_its_page(cast: Cast) -> None:
     for role in ROLES:
-        response = client_for(cast, role).get(reverse("hosting:home"))
+        response = client_for(cast, role).get(reverse("screens:home"))
         assert response.status_code == 302, role
         assert response["Location"] == HOME_TARGETS[role](cast), role
 
@@ -281,8 +328,8 @@ def test_home_sends_each_seat_to_its_page(cast: Cast) -> None:
 def test_logout_is_post_only(cast: Cast) -> None:
     for role in ROLES:
         client = client_for(cast, role)
-        assert client.get(reverse("mail:logout")).status_code == 405, role
-        assert client.post(reverse("mail:logout"))["Location"] == reverse("mail:login"), role
+        assert client.get(reverse("screens:logout")).status_code == 405, role
+        assert client.post(reverse("screens:logout"))["Location"] == reverse("screens:login"), role
     assert client_for(cast, OPERATOR).get(reverse("admin:logout")).status_code == 405
 
 
@@ -307,7 +354,7 @@ def test_outsider_lists_show_only_their_own_rows(cast: Cast) -> None:
     """Lists an outsider may open are scoped: B's own rows are there, A's are not."""
     for role, own in ((RB, "bravo-"), (CB, "bravo-")):
         client = client_for(cast, role)
-        names = ["hosting:client"] + (
+        names = ["screens:client"] + (
             [f"admin:hosting_{m}_changelist" for m in ("customer", "plan", "pack", "domain", "user")]
             + ["admin:mail_mailbox_changelist"] if role == RB else []
         )

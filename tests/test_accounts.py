@@ -20,8 +20,8 @@ def test_customer_signs_in_with_email_and_lands_in_the_client_area(cast: Cast) -
     client = Client()
     response = client.post(reverse("account_login"), {"login": "owner@alpha-customer.test", "password": USER_PASSWORD})
     assert response.status_code == 302
-    assert response["Location"] == reverse("hosting:home")
-    assert client.get(reverse("hosting:home"))["Location"] == reverse("hosting:client")
+    assert response["Location"] == reverse("screens:home")
+    assert client.get(reverse("screens:home"))["Location"] == reverse("screens:client")
 
 
 def test_public_sign_up_is_closed(cast: Cast) -> None:
@@ -66,12 +66,12 @@ def test_demo_command_prints_logins_that_work(db: None, capsys: pytest.CaptureFi
     last = out[len(out) // 2:]
     logins = {line.split()[0]: line.split()[-1] for line in last if line.startswith("  ")}
     assert Domain.objects.filter(name="example.test").count() == 1
-    response = Client().post(reverse("mail:login"), {"account": "postmaster", "domain": "example.test",
+    response = Client().post(reverse("screens:login"), {"account": "postmaster", "domain": "example.test",
                                                      "password": logins["QmailAdmin"]})
     assert response.status_code == 302
-    assert response["Location"] == reverse("mail:domain", args=[Domain.objects.get(name="example.test").pk])
+    assert response["Location"] == reverse("screens:domain", args=[Domain.objects.get(name="example.test").pk])
     client = Client()
     client.post(reverse("account_login"), {"login": "client@example.test", "password": logins["customer"]})
-    assert client.get(reverse("hosting:client")).status_code == 200
-    body = client.get(reverse("hosting:client")).content.decode()
+    assert client.get(reverse("screens:client")).status_code == 200
+    body = client.get(reverse("screens:client")).content.decode()
     assert "5 comptes Pop, 10 redirections, 5 robots, 10 listes" in body

@@ -44,8 +44,9 @@ def test_customer_pool_full_is_a_form_error_not_a_crash(cast: Cast) -> None:
 def test_reseller_plan_is_its_own(cast: Cast) -> None:
     client = client_for(cast, "reseller_a")
     response = client.post(reverse("admin:hosting_plan_add"), {
-        "name": "Gold", "reseller": cast.b.reseller.pk, "max_domains": 1, "max_mailboxes": 10,
-        "max_forwards": 0, "max_robots": 0, "max_lists": -1, "default_quota_mb": 500, "total_quota_mb": 0,
+        "name": "Gold", "reseller": cast.b.reseller.pk, "max_domains": 1, "max_alias_domains": 2, "max_mailboxes": 10,
+        "max_forwards": 0, "max_robots": 0, "max_lists": -1, "max_list_members": -1, "default_quota_mb": 500,
+        "total_quota_mb": 0,
     })
     assert response.status_code == 302
     assert Plan.objects.get(name="Gold").reseller == cast.a.reseller

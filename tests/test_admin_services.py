@@ -54,8 +54,9 @@ def form_data(client: Client, path: str, **changes: Any) -> dict[str, Any]:
 
 
 def plan_data(name: str, **limits: Any) -> dict[str, Any]:
-    return {"name": name, "max_domains": 1, "max_mailboxes": 10, "max_forwards": 0, "max_robots": 0,
-            "max_lists": -1, "default_quota_mb": 500, "total_quota_mb": 0, **limits}
+    return {"name": name, "max_domains": 1, "max_alias_domains": 2, "max_mailboxes": 10, "max_forwards": 0,
+            "max_robots": 0,
+            "max_lists": -1, "max_list_members": -1, "default_quota_mb": 500, "total_quota_mb": 0, **limits}
 
 
 def pack_data(cast: Cast, **changes: Any) -> dict[str, Any]:

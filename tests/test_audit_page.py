@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 def page(cast: Cast, role: str = "operator", domain: Domain | None = None, language: str = "en",
          **params: Any) -> Any:
     domain = domain or cast.a.domain
-    return client_for(cast, role, language).get(reverse("hosting:domain_audit", args=[domain.pk]), params)
+    return client_for(cast, role, language).get(reverse("screens:domain_audit", args=[domain.pk]), params)
 
 
 def scope_of(event: AuditEvent) -> tuple[Any, ...]:
@@ -134,11 +134,14 @@ def test_the_page_from_every_seat(cast: Cast, role: str) -> None:
     response = page(cast, role)
     if role == "anonymous":
         assert response.status_code == 302
-        assert response["Location"].startswith(reverse("mail:login") + "?next=")
+        assert response["Location"].startswith(reverse("screens:login") + "?next=")
         return
     if role in ("reseller_b", "customer_b", "domain_admin_b", "mailbox_a"):
         assert response.status_code == 404
-        assert "alpha-" not in response.content.decode()
+        body = response.content.decode()
+        if role == "mailbox_a":  # its own address, in the top bar of every page it sees
+            body = body.replace("alphauser@alpha-domain.test", "")
+        assert "alpha-" not in body
         return
     body = response.content.decode()
     assert response.status_code == 200
@@ -199,7 +202,7 @@ def test_the_page_is_50_events_newest_first(cast: Cast) -> None:
 
 def queries_of_page(cast: Cast, role: str, **params: Any) -> int:
     client = client_for(cast, role)
-    url = reverse("hosting:domain_audit", args=[cast.a.domain.pk])
+    url = reverse("screens:domain_audit", args=[cast.a.domain.pk])
     client.get(url)  # the session and caches warm
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url, params).status_code == 200

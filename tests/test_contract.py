@@ -22,7 +22,10 @@ import pytest
 from celery import current_app
 
 from config.celery import app as panel_app
+from hostlink import moves, push, snapshot, tasks
+from lists import tasks as list_tasks
 from lists.services import list_create, list_member_add
+from mail import tasks as mail_tasks
 from mail.services import (
     catchall_set,
     forward_create,
@@ -33,13 +36,14 @@ from mail.services import (
 )
 from mailhost import agent, contract, maps
 from mailhost.apply import HostConfig, apply
-from provisioning import revisions, services, snapshot, tasks
+from provisioning import revisions
 from provisioning.models import DomainMove, DomainSync, SyncState
 from tests.conftest import Cast
 from tests.factories import MailHostFactory
 
 PROJECT = Path(__file__).resolve().parent.parent
 HASH = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA"
+READ = "1, 2, 3, 4, 5"  # contract.READS, as the agent names them
 
 
 @pytest.fixture
@@ -79,7 +83,7 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     assert (task, queue) == (contract.REPORT, contract.PANEL_QUEUE)
     assert report == {"host": "mx1", "domain": "alpha-domain.test", "revision": domain.revision,
                       "state": "present", "behind": False,
-                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads 1, 2, 3)"}
+                      "error": f"unknown document format {contract.FORMAT + 1} (this agent reads {READ})"}
     contract.check(report, contract.Report, complete=True)
     db = maps.connect(host["config"].maps_db)
     assert db.execute("SELECT domain, revision FROM domains").fetchall() == [("alpha-domain.test", 0)]
@@ -88,16 +92,16 @@ def test_an_unknown_format_is_refused_with_a_clear_report(cast: Cast, host: dict
     tasks.report(**report)
     sync = DomainSync.objects.get(domain=domain)
     assert sync.state_of(domain.revision) == SyncState.FAILED
-    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads 1, 2, 3)"
+    assert sync.error == f"unknown document format {contract.FORMAT + 1} (this agent reads {READ})"
 
 
-@pytest.mark.parametrize("version", [0, 4, "2", 2.0, True, None])
+@pytest.mark.parametrize("version", [0, contract.FORMAT + 1, "2", 2.0, True, None])
 def test_only_the_known_format_is_read(tmp_path: Path, version: Any) -> None:
     config = HostConfig(name="t", root=tmp_path)
     (tmp_path / "db").mkdir()
     maps.create(config.maps_db)
     with pytest.raises(contract.UnknownFormat,
-                       match=rf"^unknown document format {version!r} \(this agent reads 1, 2, 3\)$"):
+                       match=rf"^unknown document format {version!r} \(this agent reads {READ}\)$"):
         apply(a_document(format=version), config)
     missing = a_document()
     del missing["format"]
@@ -155,7 +159,7 @@ def test_the_document_the_panel_sends_is_the_one_the_agent_applies(host: dict[st
     monkeypatch.setattr(panel_app, "send_task", lambda name, **kw: queued.append((name, kw)))
     vacation = {"subject": "Absente jusqu'à lundi", "message": "Réponse — à bientôt"}
     document = a_document(3, mailboxes=[{**a_document()["mailboxes"][0], "vacation": vacation}])
-    services.send(MailHostFactory.build(name="mx1"), document)
+    push.send(MailHostFactory.build(name="mx1"), document)
 
     [(task, sent)] = queued
     assert (task, sent["queue"], list(sent)) == (contract.APPLY, "host.mx1", ["args", "queue"])
@@ -230,12 +234,12 @@ def test_the_panels_documents_have_the_contracts_shape(cast: Cast) -> None:
     move = DomainMove.objects.create(domain=domain, from_host=domain.pack.mail_host,
                                      to_host=MailHostFactory(name="mx9", fqdn="mx9.example.test"),
                                      revision=domain.revision)
-    contract.check(services.copy_request(move), contract.CopyRequest, complete=True)
+    contract.check(moves.copy_request(move), contract.CopyRequest, complete=True)
 
 
 def test_the_check_is_exact() -> None:
     """The shape is checked both ways: a missing key, an unknown key, a type that only looks right."""
-    complete = a_document(forwards=[], robots=[], lists=[], catchall={"mode": "bounce", "target": ""})
+    complete = a_document(verified=True, forwards=[], robots=[], lists=[], catchall={"mode": "bounce", "target": ""})
     complete["mailboxes"][0].update(routing="standard", forward_to=[], keep_copy=False, vacation=None, renamed_from="")
     contract.check_document(complete, complete=True)
     with pytest.raises(contract.DocumentError, match=r"^the document: missing catchall$"):
@@ -267,10 +271,11 @@ def test_the_agents_reports_have_the_contracts_shape(cast: Cast, host: dict[str,
         contract.check(kwargs, shapes[task])
     assert host["sent"][1][1]["error"].startswith("invalid doveadm target")
     assert host["sent"][2][1] == {"host": "mx1", "usage": {"alice@alpha-domain.test": 10}}
-    registered = {task.name for task in (tasks.report, tasks.migrated, tasks.usage, tasks.list_members)}
+    registered = {task.name for task in (tasks.report, tasks.migrated, mail_tasks.usage, list_tasks.list_members)}
     assert registered == {contract.REPORT, contract.MIGRATED, contract.USAGE, contract.LIST_MEMBERS}
     for task, kwargs, _queue in host["sent"]:
-        {contract.REPORT: tasks.report, contract.MIGRATED: tasks.migrated, contract.USAGE: tasks.usage}[task](**kwargs)
+        handlers = {contract.REPORT: tasks.report, contract.MIGRATED: tasks.migrated, contract.USAGE: mail_tasks.usage}
+        handlers[task](**kwargs)
 
 
 def test_a_copy_request_of_another_shape_is_refused(host: dict[str, Any]) -> None:
@@ -348,8 +353,8 @@ def test_the_name_check_finds_bare_names(tmp_path: Path) -> None:
 
 def test_every_task_is_registered_under_its_contract_name() -> None:
     assert {name for name in agent.app.tasks if name.startswith("mailhost.")} == set(contract.AGENT_TASKS)
-    panel = {tasks.push_domain, tasks.push_retired, tasks.report, tasks.migrated, tasks.reconcile,
-             tasks.list_members, tasks.usage, tasks.held}
+    panel = {tasks.push_domain, tasks.push_retired, tasks.report, tasks.migrated, tasks.reconcile, tasks.mail_imported,
+             list_tasks.list_members, mail_tasks.usage, list_tasks.held, tasks.heartbeat}
     assert {task.name for task in panel} == set(contract.PANEL_TASKS)
     assert MailHostFactory.build(name="mx7").queue == contract.host_queue("mx7") == "host.mx7"
 
@@ -363,4 +368,5 @@ def test_importing_the_agent_leaves_the_panel_app_current(monkeypatch: pytest.Mo
     monkeypatch.setattr(panel_app, "send_task", lambda name, **kw: sent.append((panel_app, name, kw)))
     monkeypatch.setattr(agent.app, "send_task", lambda name, **kw: sent.append((agent.app, name, kw)))
     revisions.enqueue_push(7)
-    assert sent == [(panel_app, contract.PUSH_DOMAIN, {"args": [7], "queue": contract.PANEL_QUEUE})]
+    assert [(app, name, {k: v for k, v in kw.items() if v is not None}) for app, name, kw in sent] == [
+        (panel_app, contract.PUSH_DOMAIN, {"args": [7], "queue": contract.PANEL_QUEUE})]  # no countdown: at once

@@ -28,13 +28,16 @@ from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
 from hosting.models import Domain, Plan, Reseller
+from hostlink import push as host_push
+from hostlink import reports as host_reports
+from hostlink import snapshot, tasks
 from lists.models import MailingList
 from lists.services import list_create, list_delete, list_member_add
 from mail import services as mail
 from mail.models import CatchAllMode, Forward, Mailbox, Robot, Routing
 from mailhost import agent, contract, maps
 from mailhost.apply import HostConfig, apply
-from provisioning import services, snapshot, tasks
+from provisioning import revisions
 from provisioning.models import DomainSync, RemovedName
 from tests.conftest import Cast
 from tests.factories import MailboxFactory, MailHostFactory
@@ -52,10 +55,11 @@ def unlimited(cast: Cast) -> None:
 def push(cast: Cast, outbox: list[contract.Document], confirm: bool = True) -> contract.Document:
     """Run the push task (its document is sent on commit), and take in the host's report."""
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.push(cast.a.domain.pk)
+        host_push.push(cast.a.domain.pk)
     document = outbox[-1]
     if confirm:
-        services.record_report(host="mx1", domain=document["domain"], revision=document["revision"], state="present")
+        host_reports.record_report(host="mx1", domain=document["domain"], revision=document["revision"],
+                                   state="present")
     return document
 
 
@@ -130,9 +134,9 @@ def test_the_whole_domain_is_sent_again(cast: Cast, outbox: list, reason: str) -
         tasks.report(host="mx1", domain=cast.a.domain.name, revision=revision, state="present", behind=True)
         assert DomainSync.objects.get(domain=cast.a.domain).needs_full
     elif reason == "resync":
-        services.resync_host(cast.host)
+        revisions.resync_host(cast.host)
     elif reason == "retry":
-        services.retry(cast.a.domain)
+        revisions.retry(cast.a.domain)
     else:
         cast.a.pack.mail_host = MailHostFactory(name="mx2")
         cast.a.pack.save(update_fields=["mail_host"])
@@ -152,9 +156,9 @@ def test_a_deletion_travels_as_a_tombstone_until_the_host_confirms_it(cast: Cast
     assert delta["removed"] == ["alphauser", "info"]
     assert delta["mailboxes"] == [] and delta["robots"] == []
     assert [(f["local_part"], f["destinations"]) for f in delta["forwards"]] == [("alphauser", ["boss@remote.test"])]
-    services.record_report(host="mx1", domain=delta["domain"], revision=delta["revision"] - 1, state="present")
+    host_reports.record_report(host="mx1", domain=delta["domain"], revision=delta["revision"] - 1, state="present")
     assert list(RemovedName.objects.values_list("name", flat=True)) == ["info"]  # not confirmed yet
-    services.record_report(host="mx1", domain=delta["domain"], revision=delta["revision"], state="present")
+    host_reports.record_report(host="mx1", domain=delta["domain"], revision=delta["revision"], state="present")
     assert not RemovedName.objects.exists()
     assert push(cast, outbox)["removed"] == []
 
@@ -166,7 +170,7 @@ def test_a_report_from_another_host_keeps_the_tombstones(cast: Cast, outbox: lis
     mail.forward_delete(forward=forward, acting_user=cast.operator)
     revision = Domain.objects.get(pk=cast.a.domain.pk).revision
     MailHostFactory(name="mx9")
-    services.record_report(host="mx9", domain=cast.a.domain.name, revision=revision, state="present")
+    host_reports.record_report(host="mx9", domain=cast.a.domain.name, revision=revision, state="present")
     assert RemovedName.objects.filter(name="sales").exists()
 
 

@@ -56,6 +56,9 @@ def test_a_label_of_another_alphabet_that_reads_as_latin_is_refused(name, reads_
     ("παπα.gr", "xn--mxaa7bb.gr"),
     ("日本語ドメイン.jp", "xn--eckwd4c7c5976acvb2w6i.jp"),  # Han and Katakana mix in Japanese
     ("example.com", "example.com"),
+    ("2026.fr", "2026.fr"),  # a label of digits only: no script at all, nothing to look like
+    ("boutique.рф", "boutique.xn--p1ai"),  # a Latin label under a Cyrillic top-level domain
+    ("123-456.пример.рф", "123-456.xn--e1afmkfd.xn--p1ai"),
 ])
 def test_genuine_names_are_accepted(name, ascii_name):
     assert normalize_domain(name) == ascii_name

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from hosting.models import AuditEvent
+from hostlink import snapshot
 from lists.models import ListMember, MailingList, MemberKind, Posting, ReplyTo
 from lists.services import list_create, list_member_add
 from mail.services import mailbox_rename
-from provisioning import snapshot
 from tests.conftest import Cast
 
 pytestmark = pytest.mark.django_db

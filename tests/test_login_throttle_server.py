@@ -31,7 +31,7 @@ from mailhost.stack import tail
 from tests.e2e.workers import database_url
 from tests.factories import MAILBOX_PASSWORD, MailboxFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)  # committed rows: the server reads them
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # committed rows: the server reads them
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")

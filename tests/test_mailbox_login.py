@@ -33,7 +33,7 @@ def english_client(**kwargs) -> Client:
 
 def post_login(client: Client, account: str, domain: str, password: str, ip: str = "127.0.0.1", **extra):
     return client.post(
-        reverse("mail:login"),
+        reverse("screens:login"),
         {"account": account, "domain": domain, "password": password},
         REMOTE_ADDR=ip,
         **extra,
@@ -49,7 +49,7 @@ def stored_hash(mailbox: Mailbox) -> str:
 
 
 def is_logged_in_as_mailbox(client: Client) -> bool:
-    return client.get(reverse("mail:me")).status_code == 200
+    return client.get(reverse("screens:me")).status_code == 200
 
 
 # --- logging in -------------------------------------------------------------------------------
@@ -61,14 +61,14 @@ def test_postmaster_lands_on_the_domain_menu(cast):
     response = post_login(client, "postmaster", "alpha-domain.test", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:domain", kwargs={"pk": cast.a.domain.pk})
+    assert response.url == reverse("screens:domain", kwargs={"pk": cast.a.domain.pk})
 
 
 def test_postmaster_then_sees_the_domain_menu(cast):
     client = english_client()
     post_login(client, "postmaster", "alpha-domain.test", MAILBOX_PASSWORD)
 
-    response = client.get(reverse("mail:domain", kwargs={"pk": cast.a.domain.pk}))
+    response = client.get(reverse("screens:domain", kwargs={"pk": cast.a.domain.pk}))
 
     assert response.status_code == 200
     assert "alpha-domain.test" in response.content.decode()
@@ -80,7 +80,7 @@ def test_address_in_the_account_field_with_an_empty_domain_logs_in(cast):
     response = post_login(client, "postmaster@alpha-domain.test", "", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:domain", kwargs={"pk": cast.a.domain.pk})
+    assert response.url == reverse("screens:domain", kwargs={"pk": cast.a.domain.pk})
 
 
 def test_plain_mailbox_lands_on_its_own_page(cast):
@@ -89,14 +89,14 @@ def test_plain_mailbox_lands_on_its_own_page(cast):
     response = post_login(client, cast.mailbox_user.address, "", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:me")
+    assert response.url == reverse("screens:me")
 
 
 def test_plain_mailbox_cannot_open_its_domain_menu(cast):
     client = english_client()
     post_login(client, cast.mailbox_user.address, "", MAILBOX_PASSWORD)
 
-    response = client.get(reverse("mail:domain", kwargs={"pk": cast.a.domain.pk}))
+    response = client.get(reverse("screens:domain", kwargs={"pk": cast.a.domain.pk}))
 
     assert response.status_code == 404
 
@@ -107,7 +107,7 @@ def test_account_and_domain_are_case_insensitive(cast):
     response = post_login(client, "PostMaster", "Alpha-Domain.TEST", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:domain", kwargs={"pk": cast.a.domain.pk})
+    assert response.url == reverse("screens:domain", kwargs={"pk": cast.a.domain.pk})
 
 
 def test_unicode_domain_logs_in_to_a_punycode_domain(cast):
@@ -118,7 +118,7 @@ def test_unicode_domain_logs_in_to_a_punycode_domain(cast):
     response = post_login(client, "postmaster", "Café.test", MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:domain", kwargs={"pk": domain.pk})
+    assert response.url == reverse("screens:domain", kwargs={"pk": domain.pk})
 
 
 @pytest.mark.parametrize(
@@ -359,17 +359,17 @@ def test_own_page_shows_the_address(cast):
     client = english_client()
     login_mailbox(client, cast.mailbox_user)
 
-    response = client.get(reverse("mail:me"))
+    response = client.get(reverse("screens:me"))
 
     assert response.status_code == 200
     assert "alphauser@alpha-domain.test" in response.content.decode()
 
 
 def test_own_page_without_a_session_redirects_to_the_login(cast):
-    response = english_client().get(reverse("mail:me"))
+    response = english_client().get(reverse("screens:me"))
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:login")
+    assert response.url == reverse("screens:login")
 
 
 def test_new_passwords_that_differ_are_refused(cast):
@@ -378,7 +378,7 @@ def test_new_passwords_that_differ_are_refused(cast):
     old_hash = stored_hash(cast.mailbox_user)
 
     response = client.post(
-        reverse("mail:me_password"), {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD + "x"}
+        reverse("screens:me_password"), {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD + "x"}
     )
 
     assert response.status_code == 400
@@ -392,7 +392,7 @@ def test_weak_new_password_is_refused_and_the_hash_kept(cast, weak):
     login_mailbox(client, cast.mailbox_user)
     old_hash = stored_hash(cast.mailbox_user)
 
-    response = client.post(reverse("mail:me_password"), {"new_password1": weak, "new_password2": weak})
+    response = client.post(reverse("screens:me_password"), {"new_password1": weak, "new_password2": weak})
 
     assert response.status_code == 400
     assert response.context["form"].errors["new_password1"]
@@ -401,7 +401,7 @@ def test_weak_new_password_is_refused_and_the_hash_kept(cast, weak):
 
 def change_own_password(client: Client):
     return client.post(
-        reverse("mail:me_password"), {"current_password": MAILBOX_PASSWORD, "new_password1": NEW_PASSWORD,
+        reverse("screens:me_password"), {"current_password": MAILBOX_PASSWORD, "new_password1": NEW_PASSWORD,
                                       "new_password2": NEW_PASSWORD}
     )
 
@@ -413,7 +413,7 @@ def test_good_new_password_is_stored_and_this_session_kept(cast):
     response = change_own_password(client)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:me")
+    assert response.url == reverse("screens:me")
     assert verify_password(NEW_PASSWORD, stored_hash(cast.mailbox_user))
     assert is_logged_in_as_mailbox(client)
 
@@ -439,9 +439,9 @@ def test_changing_the_password_ends_the_other_sessions_of_the_mailbox(cast):
 
     change_own_password(client)
 
-    response = other.get(reverse("mail:me"))
+    response = other.get(reverse("screens:me"))
     assert response.status_code == 302
-    assert response.url == reverse("mail:login")
+    assert response.url == reverse("screens:login")
 
 
 # --- logging out ------------------------------------------------------------------------------
@@ -451,7 +451,7 @@ def test_logout_refuses_get_and_keeps_the_session(cast):
     client = english_client()
     login_mailbox(client, cast.mailbox_user)
 
-    response = client.get(reverse("mail:logout"))
+    response = client.get(reverse("screens:logout"))
 
     assert response.status_code == 405
     assert is_logged_in_as_mailbox(client)
@@ -461,10 +461,10 @@ def test_logout_by_post_ends_the_session(cast):
     client = english_client()
     login_mailbox(client, cast.mailbox_user)
 
-    response = client.post(reverse("mail:logout"))
+    response = client.post(reverse("screens:logout"))
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:login")
+    assert response.url == reverse("screens:login")
     assert not is_logged_in_as_mailbox(client)
 
 
@@ -473,7 +473,7 @@ def test_logout_by_post_ends_the_session(cast):
 
 def post_change_password(client: Client, address: str, old: str, ip: str = "127.0.0.1"):
     return client.post(
-        reverse("mail:change_password"),
+        reverse("screens:change_password"),
         {"address": address, "old_password": old, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
         REMOTE_ADDR=ip,
     )
@@ -483,7 +483,7 @@ def test_standalone_page_changes_the_password_with_the_right_old_one(cast):
     response = post_change_password(english_client(), cast.mailbox_user.address, MAILBOX_PASSWORD)
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:login")
+    assert response.url == reverse("screens:login")
     stored = stored_hash(cast.mailbox_user)
     assert verify_password(NEW_PASSWORD, stored)
     assert not verify_password(MAILBOX_PASSWORD, stored)
@@ -508,11 +508,11 @@ def test_standalone_page_refuses_a_wrong_old_password(cast):
 def test_mailbox_login_ends_the_user_session(cast):
     client = english_client()
     client.force_login(cast.a.customer_user)
-    assert client.get(reverse("hosting:client")).status_code == 200
+    assert client.get(reverse("screens:client")).status_code == 200
 
     post_login(client, cast.mailbox_user.address, "", MAILBOX_PASSWORD)
 
-    response = client.get(reverse("hosting:client"))
+    response = client.get(reverse("screens:client"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("account_login"))
 
@@ -525,7 +525,7 @@ def test_user_login_ends_the_mailbox_session(cast):
     assert client.login(email=cast.a.customer_user.email, password=USER_PASSWORD)
 
     assert not is_logged_in_as_mailbox(client)
-    assert client.get(reverse("hosting:client")).status_code == 200
+    assert client.get(reverse("screens:client")).status_code == 200
 
 
 # --- CSRF -------------------------------------------------------------------------------------
@@ -542,11 +542,11 @@ def test_login_without_a_csrf_token_is_forbidden(cast):
 
 def test_login_with_the_csrf_token_of_the_form_works(cast):
     client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="en")
-    client.get(reverse("mail:login"))
+    client.get(reverse("screens:login"))
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
 
     response = client.post(
-        reverse("mail:login"),
+        reverse("screens:login"),
         {"account": "postmaster", "domain": "alpha-domain.test", "password": MAILBOX_PASSWORD,
          "csrfmiddlewaretoken": token},
     )

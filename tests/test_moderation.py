@@ -23,11 +23,12 @@ from django.urls import reverse
 from hosting.audit import Action
 from hosting.models import AuditEvent
 from lists import moderation as panel_moderation
+from lists import reports as list_reports
+from lists import tasks as list_tasks
 from lists.models import Decision, HeldMessage, MailingList, Posting
 from mailhost import agent, contract, lists, moderation
 from mailhost.apply import HostConfig
 from mailhost.render import RenderError
-from provisioning import services, tasks
 from tests.conftest import Cast, client_for
 
 KEY, OTHER_KEY = "0123456789abcdef", "fedcba9876543210"
@@ -242,13 +243,13 @@ def report(news: MailingList, *items: dict[str, Any], complete: bool = False, ho
     entry = {"domain": news.domain.name, "list": news.name, "items": list(items)}
     payload = {"host": host, "lists": [entry], "complete": complete}
     contract.check(payload, contract.HeldReport)
-    return tasks.held(**payload)
+    return list_tasks.held(**payload)
 
 
 @pytest.fixture
 def resent(monkeypatch: pytest.MonkeyPatch) -> list[contract.Moderation]:
     sent: list[contract.Moderation] = []
-    monkeypatch.setattr(services, "send_decision", lambda host, request: sent.append(request))
+    monkeypatch.setattr(list_reports, "send_decision", lambda host, request: sent.append(request))
     monkeypatch.setattr(panel_moderation, "send_decision", lambda host, request: sent.append(request))
     return sent
 
@@ -269,7 +270,7 @@ def test_a_complete_report_clears_the_lists_it_does_not_name(cast: Cast, news: M
     report(other, item(OTHER_KEY))
     report(news, item())  # a report of one list leaves the others alone
     assert HeldMessage.objects.filter(mailing_list=other).exists()
-    services.record_held(host="mx1", lists=[{"domain": news.domain.name, "list": "news", "items": [item()]}],
+    list_reports.record_held(host="mx1", lists=[{"domain": news.domain.name, "list": "news", "items": [item()]}],
                          complete=True)
     assert not HeldMessage.objects.filter(mailing_list=other).exists()
     assert HeldMessage.objects.filter(mailing_list=news).exists()
@@ -278,11 +279,11 @@ def test_a_complete_report_clears_the_lists_it_does_not_name(cast: Cast, news: M
 def test_a_report_from_another_host_or_of_bad_items_changes_nothing(news: MailingList) -> None:
     assert report(news, item(), host="mx9") == 0
     bad = [item("../../etc"), item(kind="digest"), item("ABC")]
-    assert services.record_held(host="mx1", lists=[{"domain": news.domain.name, "list": "news", "items": bad}],
+    assert list_reports.record_held(host="mx1", lists=[{"domain": news.domain.name, "list": "news", "items": bad}],
                                 complete=False) == 0
-    services.record_held(host="mx9", lists=[], complete=True)
+    list_reports.record_held(host="mx9", lists=[], complete=True)
     report(news, item(), item(OTHER_KEY, received_at="yesterday", subject="s" * 5000, preview="p" * 9000))
-    services.record_held(host="mx9", lists=[], complete=True)  # another host's lists, not these
+    list_reports.record_held(host="mx9", lists=[], complete=True)  # another host's lists, not these
     assert news.held.count() == 2
     odd = news.held.get(key=OTHER_KEY)
     assert odd.received_at is None and len(odd.subject) == 998 and len(odd.preview) == 2000
@@ -345,11 +346,11 @@ def test_only_approve_or_reject_of_an_item_still_held(news: MailingList, resent:
 
 
 def queue_url(mailing_list: MailingList) -> str:
-    return reverse("lists:moderation", args=[mailing_list.domain_id, mailing_list.pk])
+    return reverse("screens:moderation", args=[mailing_list.domain_id, mailing_list.pk])
 
 
 def decide_url(mailing_list: MailingList, held: HeldMessage) -> str:
-    return reverse("lists:held_decide", args=[mailing_list.domain_id, mailing_list.pk, held.pk])
+    return reverse("screens:held_decide", args=[mailing_list.domain_id, mailing_list.pk, held.pk])
 
 
 def test_the_queue_shows_held_content_escaped_and_asks_the_host(news: MailingList, cast: Cast,
@@ -394,7 +395,7 @@ def test_approve_from_the_page_then_the_item_is_being_sent(news: MailingList, ca
 def test_the_page_goes_back_only_to_this_site(news: MailingList, cast: Cast, resent: list) -> None:
     report(news, item(), item(OTHER_KEY))
     client = client_for(cast, "operator")
-    back = reverse("lists:list_modify", args=[news.domain_id, news.pk])
+    back = reverse("screens:list_modify", args=[news.domain_id, news.pk])
     response = client.post(decide_url(news, news.held.get(key=KEY)), {"decision": "reject", "next": back})
     assert response["Location"] == back
     response = client.post(decide_url(news, news.held.get(key=OTHER_KEY)),
@@ -419,14 +420,14 @@ def test_an_item_is_reached_only_through_its_own_list(news: MailingList, cast: C
     of_b = MailingList.objects.create(domain=cast.b.domain, name="news", owner="owner@bravo-domain.test")
     report(news, item())
     report(other, item(OTHER_KEY))
-    services.record_held(host="mx1", complete=False, lists=[
+    list_reports.record_held(host="mx1", complete=False, lists=[
         {"domain": "bravo-domain.test", "list": "news", "items": [item("aaaaaaaaaaaaaaaa")]}])
     held_other, held_b = other.held.get(), of_b.held.get()
     client = client_for(cast, "operator")  # who sees everything: only the URL's list counts
     assert client.post(decide_url(news, held_other), {"decision": "approve"}).status_code == 404
-    crossed = reverse("lists:held_decide", args=[cast.a.domain.pk, news.pk, held_b.pk])
+    crossed = reverse("screens:held_decide", args=[cast.a.domain.pk, news.pk, held_b.pk])
     assert client.post(crossed, {"decision": "approve"}).status_code == 404
-    crossed = reverse("lists:held_decide", args=[cast.a.domain.pk, of_b.pk, held_b.pk])
+    crossed = reverse("screens:held_decide", args=[cast.a.domain.pk, of_b.pk, held_b.pk])
     assert client.post(crossed, {"decision": "approve"}).status_code == 404
     assert set(HeldMessage.objects.values_list("decision", flat=True)) == {"pending"} and resent == []
 

@@ -14,9 +14,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from hosting.models import AuditEvent
+from hostlink import moves, push
+from hostlink import reports as host_reports
 from mailhost import contract, maps, migrate
 from mailhost.apply import HostConfig, apply
-from provisioning import services
 from provisioning.domains import pack_move
 from provisioning.models import DomainMove, DomainSync, MoveState, RetiredDomain
 from tests.conftest import Cast, client_for
@@ -31,8 +32,8 @@ def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     monkeypatch.setattr("provisioning.revisions.enqueue_push",
                         lambda domain_id, countdown=None: sent["pushes"].append(domain_id))
     monkeypatch.setattr("provisioning.revisions.enqueue_retired_push", lambda rid: sent["retired"].append(rid))
-    monkeypatch.setattr(services, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
-    monkeypatch.setattr(services, "send_copy", lambda host, request: sent["copies"].append((host.name, request)))
+    monkeypatch.setattr(push, "send", lambda host, doc: sent["documents"].append((host.name, doc)))
+    monkeypatch.setattr(moves, "send_copy", lambda host, request: sent["copies"].append((host.name, request)))
     return sent
 
 
@@ -40,21 +41,21 @@ def outbox(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 def moved(cast: Cast, outbox: dict, django_capture_on_commit_callbacks) -> DomainMove:
     """Domain A applied on mx1, then its pack moved to mx2 (doveadm on port 2424) and pushed there."""
     with django_capture_on_commit_callbacks(execute=True):
-        services.push(cast.a.domain.pk)
+        push.push(cast.a.domain.pk)
     cast.a.domain.refresh_from_db()
-    services.record_report(host="mx1", domain="alpha-domain.test", revision=cast.a.domain.revision, state="present")
+    host_reports.record_report(host="mx1", domain="alpha-domain.test", revision=cast.a.domain.revision, state="present")
     new_host = MailHostFactory(name="mx2", fqdn="mx2.panel.test", doveadm_port=2424)
     with django_capture_on_commit_callbacks(execute=True):
         pack_move(pack=cast.a.pack, mail_host=new_host, acting_user=cast.operator)
     with django_capture_on_commit_callbacks(execute=True):
-        services.push(cast.a.domain.pk)
+        push.push(cast.a.domain.pk)
     return DomainMove.objects.get(domain=cast.a.domain)
 
 
 def confirm_on_new_host(cast: Cast, django_capture_on_commit_callbacks) -> None:
     cast.a.domain.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
-        services.record_report(host="mx2", domain="alpha-domain.test", revision=cast.a.domain.revision,
+        host_reports.record_report(host="mx2", domain="alpha-domain.test", revision=cast.a.domain.revision,
                                state="present")
 
 
@@ -93,14 +94,14 @@ def test_the_old_host_keeps_the_domain_until_the_copy_is_confirmed(
     assert not RetiredDomain.objects.exists()  # copying: still nothing removed
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test",
+        moves.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test",
                                  copied=request["mailboxes"])
     moved.refresh_from_db()
     assert moved.state == MoveState.REMOVING and moved.copied == request["mailboxes"]
     retired = RetiredDomain.objects.get(name="alpha-domain.test", host__name="mx1")
     assert outbox["retired"] == [retired.pk] and not retired.confirmed
 
-    services.record_report(host="mx1", domain="alpha-domain.test", revision=retired.revision, state="absent")
+    host_reports.record_report(host="mx1", domain="alpha-domain.test", revision=retired.revision, state="absent")
     moved.refresh_from_db()
     assert moved.state == MoveState.DONE and moved.finished_at is not None
     assert RetiredDomain.objects.get(pk=retired.pk).confirmed
@@ -113,14 +114,14 @@ def test_redelivered_reports_ask_one_copy_and_retire_once(
     confirm_on_new_host(cast, django_capture_on_commit_callbacks)
     assert len(outbox["copies"]) == 1
     # Two claims racing for the same step: only one sends.
-    assert not services.ask_copy(moved.pk, states=(MoveState.WAITING,))
+    assert not moves.ask_copy(moved.pk, states=(MoveState.WAITING,))
     assert len(outbox["copies"]) == 1
     for _twice in range(2):
         with django_capture_on_commit_callbacks(execute=True):
-            services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", copied=[])
+            moves.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", copied=[])
     assert len(outbox["retired"]) == 1
     # A late failure of an earlier attempt never undoes a copy taken in.
-    services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error="late")
+    moves.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error="late")
     moved.refresh_from_db()
     assert moved.state == MoveState.REMOVING and moved.error == ""
 
@@ -131,7 +132,7 @@ def test_a_late_report_of_an_older_revision_starts_no_copy(
     """The new host may have held the domain before (moved away and back): only its confirmation
     of the move's revision means it has every mailbox."""
     with django_capture_on_commit_callbacks(execute=True):
-        services.record_report(host="mx2", domain="alpha-domain.test", revision=moved.revision - 1, state="present")
+        host_reports.record_report(host="mx2", domain="alpha-domain.test", revision=moved.revision - 1, state="present")
     assert outbox["copies"] == [] and DomainMove.objects.get(pk=moved.pk).state == MoveState.WAITING
 
 
@@ -140,7 +141,7 @@ def test_a_report_from_another_host_is_ignored(
 ) -> None:
     confirm_on_new_host(cast, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        services.record_migrated(host="mx2", move=moved.pk, domain="alpha-domain.test", copied=[])
+        moves.record_migrated(host="mx2", move=moved.pk, domain="alpha-domain.test", copied=[])
     assert DomainMove.objects.get(pk=moved.pk).state == MoveState.COPYING
     assert not RetiredDomain.objects.exists()
 
@@ -151,7 +152,7 @@ def test_a_failed_copy_keeps_the_old_hosts_domain_and_shows_the_error(
     confirm_on_new_host(cast, django_capture_on_commit_callbacks)
     error = "doveadm sync of alphauser@alpha-domain.test exited with 75: authentication failed"
     with django_capture_on_commit_callbacks(execute=True):
-        services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error=error)
+        moves.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error=error)
     moved.refresh_from_db()
     assert moved.state == MoveState.FAILED and moved.error == error
     assert not RetiredDomain.objects.exists() and outbox["retired"] == []
@@ -166,25 +167,25 @@ def test_reconcile_asks_again_for_a_stalled_step(
     cast.a.domain.refresh_from_db()
     DomainSync.objects.filter(domain=cast.a.domain).update(applied_revision=cast.a.domain.revision)
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        push.reconcile()
     assert outbox["copies"] == []  # not stale yet
     DomainMove.objects.filter(pk=moved.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        push.reconcile()
     assert len(outbox["copies"]) == 1
     # A copy nobody answers is asked again, once stale.
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        push.reconcile()
     assert len(outbox["copies"]) == 1
     DomainMove.objects.filter(pk=moved.pk).update(copy_sent_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        push.reconcile()
     assert len(outbox["copies"]) == 2
     # A failed copy is tried again too, the error shown until one succeeds.
-    services.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error="host down")
+    moves.record_migrated(host="mx1", move=moved.pk, domain="alpha-domain.test", error="host down")
     DomainMove.objects.filter(pk=moved.pk).update(copy_sent_at=timezone.now() - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        push.reconcile()
     moved.refresh_from_db()
     assert len(outbox["copies"]) == 3 and moved.state == MoveState.COPYING and moved.attempts == 3
     assert not RetiredDomain.objects.exists()
@@ -195,7 +196,7 @@ def test_reconcile_never_copies_before_the_new_host_confirmed(
 ) -> None:
     DomainMove.objects.filter(pk=moved.pk).update(created_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        push.reconcile()
     assert outbox["copies"] == []
     assert outbox["pushes"] == [cast.a.domain.pk]  # the domain itself is sent again
 

@@ -101,11 +101,11 @@ def test_mailbox_with_a_blf_crypt_hash_logs_in_and_is_upgraded_to_argon2id(cast)
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
 
     response = client.post(
-        reverse("mail:login"), {"account": "imported@alpha-domain.test", "domain": "", "password": SECRET}
+        reverse("screens:login"), {"account": "imported@alpha-domain.test", "domain": "", "password": SECRET}
     )
 
     assert response.status_code == 302
-    assert response.url == reverse("mail:me")
+    assert response.url == reverse("screens:me")
     stored = Mailbox.objects.get(pk=mailbox.pk).password_hash
     assert stored.startswith("{ARGON2ID}")
     assert verify_password(SECRET, stored)
@@ -114,9 +114,9 @@ def test_mailbox_with_a_blf_crypt_hash_logs_in_and_is_upgraded_to_argon2id(cast)
 def test_session_opened_with_an_upgraded_hash_stays_valid(cast):
     MailboxFactory(domain=cast.a.domain, local_part="imported", password_hash=blf_crypt(SECRET))
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.post(reverse("mail:login"), {"account": "imported@alpha-domain.test", "password": SECRET})
+    client.post(reverse("screens:login"), {"account": "imported@alpha-domain.test", "password": SECRET})
 
-    response = client.get(reverse("mail:me"))
+    response = client.get(reverse("screens:me"))
 
     assert response.status_code == 200
     assert "imported@alpha-domain.test" in response.content.decode()

@@ -15,8 +15,8 @@ import pytest
 from django.db import connection, transaction
 
 from hosting.models import Domain
+from hostlink import push
 from mail.services import mailbox_set_access
-from provisioning import services
 from provisioning.models import DomainSync
 from tests.conftest import Cast
 
@@ -31,14 +31,14 @@ def test_a_push_queued_before_a_change_waits_for_it_and_sends_it(cast: Cast, mon
     enqueued: list[int] = []
     documents: list[dict[str, Any]] = []
     monkeypatch.setattr("provisioning.revisions.enqueue_push", enqueued.append)
-    monkeypatch.setattr(services, "send", lambda host, document: documents.append(document))
+    monkeypatch.setattr(push, "send", lambda host, document: documents.append(document))
     domain = cast.a.domain
     DomainSync.objects.update_or_create(domain=domain, defaults={"queued": True})  # a push is waiting
     pushed = threading.Event()
 
     def run_push() -> None:
         try:
-            services.push(domain.pk)
+            push.push(domain.pk)
         finally:
             pushed.set()
             connection.close()

@@ -28,6 +28,7 @@ from django.utils.html import escape
 from hosting.models import AuditEvent, Plan
 from hosting.services import plan_create
 from hosting.validators import MAX_QUOTA_MB, MAX_TOTAL_QUOTA_MB, parse_quota_mb
+from hostlink import snapshot
 from mail.models import LoginThrottle, Mailbox
 from mail.services import mailbox_create, mailbox_set_password, mailbox_set_quota
 from mail.validators import MAX_PASSWORD_LENGTH, check_new_password
@@ -35,7 +36,6 @@ from mailhost import maps
 from mailhost.apply import HostConfig, apply
 from mailhost.passwords import verify_password
 from mailhost.render import MAX_QUOTA_BYTES, RenderError
-from provisioning import snapshot
 from tests.conftest import client_for, login_mailbox
 from tests.factories import MAILBOX_PASSWORD, MailboxFactory
 
@@ -199,8 +199,9 @@ def test_a_packs_total_quota_may_go_beyond_one_mailbox_but_not_beyond_the_field(
 
 
 def plan_form(**quotas: Any) -> dict[str, Any]:
-    return {"name": "Form plan", "max_domains": 1, "max_mailboxes": 10, "max_forwards": 0, "max_robots": 0,
-            "max_lists": -1, "default_quota_mb": 500, "total_quota_mb": 0, **quotas}
+    return {"name": "Form plan", "max_domains": 1, "max_alias_domains": 2, "max_mailboxes": 10, "max_forwards": 0,
+            "max_robots": 0,
+            "max_lists": -1, "max_list_members": -1, "default_quota_mb": 500, "total_quota_mb": 0, **quotas}
 
 
 PLAN_FORM_REFUSALS = {
@@ -372,7 +373,7 @@ def english() -> Client:
 
 
 def log_in(address: str, password: str, ip: str) -> int:
-    response = english().post(reverse("mail:login"), {"account": address, "domain": "", "password": password},
+    response = english().post(reverse("screens:login"), {"account": address, "domain": "", "password": password},
                               REMOTE_ADDR=ip)
     return response.status_code
 
@@ -391,7 +392,7 @@ def test_own_page_refuses_a_bad_new_password_with_its_message(cast, password, co
     login_mailbox(client, cast.mailbox_user)
     before = stored_hash(cast.mailbox_user)
 
-    response = client.post(reverse("mail:me_password"), {"current_password": MAILBOX_PASSWORD,
+    response = client.post(reverse("screens:me_password"), {"current_password": MAILBOX_PASSWORD,
                                                           "new_password1": password, "new_password2": password})
 
     assert response.status_code == 400
@@ -403,7 +404,7 @@ def test_own_page_refuses_a_bad_new_password_with_its_message(cast, password, co
 def test_standalone_page_refuses_a_bad_new_password_with_its_message(cast, password, code, message):
     before = stored_hash(cast.mailbox_user)
 
-    response = english().post(reverse("mail:change_password"), {
+    response = english().post(reverse("screens:change_password"), {
         "address": cast.mailbox_user.address, "old_password": MAILBOX_PASSWORD,
         "new_password1": password, "new_password2": password,
     }, REMOTE_ADDR="10.7.0.1")
@@ -421,8 +422,8 @@ def test_every_password_form_refuses_nul(cast):
     admin = client_for(cast, "operator")
 
     answers = [
-        own.post(reverse("mail:me_password"), {"new_password1": nul, "new_password2": nul}),
-        english().post(reverse("mail:change_password"), {
+        own.post(reverse("screens:me_password"), {"new_password1": nul, "new_password2": nul}),
+        english().post(reverse("screens:change_password"), {
             "address": cast.mailbox_user.address, "old_password": MAILBOX_PASSWORD,
             "new_password1": nul, "new_password2": nul}, REMOTE_ADDR="10.7.0.9"),
         admin.post(reverse("admin:hosting_domain_add"), {**domain_form(nul), "pack": cast.a.pack.pk}),
@@ -446,7 +447,7 @@ def test_a_passphrase_set_on_the_own_page_logs_in_exactly_as_typed(cast):
     client = english()
     login_mailbox(client, mailbox)
 
-    response = client.post(reverse("mail:me_password"), {"current_password": MAILBOX_PASSWORD,
+    response = client.post(reverse("screens:me_password"), {"current_password": MAILBOX_PASSWORD,
                                                           "new_password1": PASSPHRASE, "new_password2": PASSPHRASE})
 
     assert response.status_code == 302
@@ -458,7 +459,7 @@ def test_a_passphrase_set_on_the_own_page_logs_in_exactly_as_typed(cast):
 def test_a_passphrase_set_on_the_standalone_page_logs_in(cast):
     mailbox = MailboxFactory(domain=cast.a.domain, local_part="standalonephrase")
 
-    response = english().post(reverse("mail:change_password"), {
+    response = english().post(reverse("screens:change_password"), {
         "address": "standalonephrase@alpha-domain.test", "old_password": MAILBOX_PASSWORD,
         "new_password1": PASSPHRASE, "new_password2": PASSPHRASE,
     }, REMOTE_ADDR="10.7.0.4")

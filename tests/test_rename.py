@@ -1,4 +1,4 @@
-"""A mailbox's rename (`mail.services.mailbox_rename`): its rules, the redirects that follow it,
+"""A mailbox's rename (`mail.host_push.mailbox_rename`): its rules, the redirects that follow it,
 the documents that carry the previous name until the host confirms it, and the host that moves
 the old home to the new name (`mailhost.apply`: merged into mail already there, idempotent under
 a redelivered document, never a state where a message is nowhere). Then the .fr rules: a .fr
@@ -23,6 +23,8 @@ from django.urls import reverse
 from django.utils import translation
 
 from hosting.models import AuditEvent, Domain, Reseller
+from hostlink import reports as host_reports
+from hostlink import snapshot
 from lists.models import MailingList
 from mail import services as mail
 from mail.accounts import domain_create_with_accounts
@@ -31,7 +33,6 @@ from mailhost import apply as agent_apply
 from mailhost import contract
 from mailhost.apply import SIEVE_DIR, HostConfig, apply
 from mailhost.render import RenderError
-from provisioning import services, snapshot
 from provisioning.domains import pack_move
 from provisioning.models import DomainMove, RemovedName
 from tests.conftest import Cast, client_for
@@ -163,9 +164,9 @@ def test_the_previous_name_gets_no_home_until_the_host_confirms_the_rename(cast:
                                                   message="m", acting_user=op))
     refused("renaming", lambda: rename(cast, "alphauser", mailbox=other))
     document = push(cast, outbox, confirm=False)
-    services.record_report(host="mx9", domain=domain.name, revision=document["revision"], state="present")
+    host_reports.record_report(host="mx9", domain=domain.name, revision=document["revision"], state="present")
     assert fresh(cast.mailbox_user).renamed_from == "alphauser"  # another host's word is not this host's
-    services.record_report(host="mx1", domain=domain.name, revision=document["revision"], state="present")
+    host_reports.record_report(host="mx1", domain=domain.name, revision=document["revision"], state="present")
     assert (fresh(cast.mailbox_user).renamed_from, fresh(cast.mailbox_user).renamed_revision) == ("", 0)
     mail.mailbox_create(domain=domain, local_part="alphauser", password=PASSWORD, acting_user=op)
 
@@ -207,18 +208,26 @@ def test_no_pack_move_while_a_rename_is_not_confirmed(cast: Cast, outbox: list) 
 
 
 def test_a_redirect_of_another_domain_to_the_old_address_is_refused(cast: Cast) -> None:
-    """Mail it forwards would be lost: named when it is the customer's own, unnamed otherwise."""
+    """Mail it forwards would be lost: refused, named, when it is the customer's own."""
     two = DomainFactory(pack=cast.a.pack, name="alpha-two.test")
     Forward.objects.create(domain=two, local_part="team", destinations=["alphauser@alpha-domain.test"])
     error = refused("pointed_at", lambda: rename(cast))
     assert "team@alpha-two.test" in error.messages[0]
+    CatchAll.objects.create(domain=two, mode="remote", target="alphauser+x@alpha-domain.test")
     Forward.objects.filter(domain=two).delete()
+    assert "the catch-all of alpha-two.test" in refused("pointed_at", lambda: rename(cast)).messages[0]
+
+
+def test_another_customers_redirects_to_the_old_address_pin_nothing(cast: Cast) -> None:
+    """Another customer's address is opaque (issue 15, item 8): its forwards and catch-all that
+    point at the address do not stop the rename, and are not rewritten (they are not ours)."""
     Forward.objects.create(domain=cast.b.domain, local_part="spy", destinations=["alphauser+x@alpha-domain.test"])
-    error = refused("pointed_at", lambda: rename(cast))
-    assert "another customer" in error.messages[0] and "spy" not in error.messages[0]
-    Forward.objects.filter(domain=cast.b.domain).delete()
     CatchAll.objects.create(domain=cast.b.domain, mode="remote", target="alphauser@alpha-domain.test")
-    refused("pointed_at", lambda: rename(cast))
+
+    assert rename(cast).local_part == "alphanew"
+
+    assert Forward.objects.get(domain=cast.b.domain).destinations == ["alphauser+x@alpha-domain.test"]
+    assert CatchAll.objects.get(domain=cast.b.domain).target == "alphauser@alpha-domain.test"
 
 
 def test_a_forwarding_mailbox_takes_no_name_that_would_loop_or_chain(cast: Cast) -> None:
@@ -226,7 +235,8 @@ def test_a_forwarding_mailbox_takes_no_name_that_would_loop_or_chain(cast: Cast)
     mail.mailbox_set_routing(mailbox=cast.mailbox_user, routing="forward", forward_to=["alphanew@alpha-domain.test"],
                              acting_user=op)
     refused("loop", lambda: rename(cast, "alphanew"))
-    Forward.objects.create(domain=cast.b.domain, local_part="in", destinations=["alphaother@alpha-domain.test"])
+    two = DomainFactory(pack=cast.a.pack, name="alpha-two.test")
+    Forward.objects.create(domain=two, local_part="in", destinations=["alphaother@alpha-domain.test"])
     refused("pointed_at", lambda: rename(cast, "alphaother"))  # it would forward what it is forwarded
 
 
@@ -295,7 +305,7 @@ def test_the_documents_carry_the_previous_name_until_the_host_confirms_the_renam
     contract.check_document(whole, complete=True)
     assert {m["local_part"]: m["renamed_from"] for m in whole["mailboxes"]} == {"alphanew": "alphauser",
                                                                                "postmaster": ""}
-    services.record_report(host="mx1", domain=later["domain"], revision=later["revision"], state="present")
+    host_reports.record_report(host="mx1", domain=later["domain"], revision=later["revision"], state="present")
     assert not RemovedName.objects.exists()
     whole = snapshot.build(Domain.objects.get(pk=cast.a.domain.pk))
     assert {m["local_part"]: m["renamed_from"] for m in whole["mailboxes"]} == {"alphanew": "", "postmaster": ""}
@@ -311,7 +321,7 @@ def test_an_earlier_report_keeps_the_previous_name(cast: Cast, outbox: list) -> 
     earlier = push(cast, outbox, confirm=False)
     rename(cast)
     push(cast, outbox, confirm=False)
-    services.record_report(host="mx1", domain=earlier["domain"], revision=earlier["revision"], state="present")
+    host_reports.record_report(host="mx1", domain=earlier["domain"], revision=earlier["revision"], state="present")
     assert fresh(cast.mailbox_user).renamed_from == "alphauser"
 
 

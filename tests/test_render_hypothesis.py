@@ -71,6 +71,16 @@ def spec_domain(value: Any) -> bool:
     )
 
 
+# Special-use names no document may host (issue 15: `<domain>.mlmmj.invalid`, `discard.invalid`...),
+# spelled out here on purpose rather than read from mailhost.contract.RESERVED_SUFFIXES.
+SPECIAL_USE_TLDS = {"invalid", "localhost", "example", "local", "onion", "alt", "arpa", "internal", "home",
+                    "corp", "mail", "localdomain"}
+
+
+def spec_hosted_domain(value: Any) -> bool:
+    return spec_domain(value) and value.rsplit(".", 1)[-1] not in SPECIAL_USE_TLDS
+
+
 def spec_address(value: Any) -> bool:
     if not isinstance(value, str) or value.count("@") != 1:
         return False
@@ -710,7 +720,7 @@ class Refused(Exception):
 def model_aliases(doc: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, str]] | None:
     """What rows() must produce (aliases, transports), or None when the document must be refused."""
     domain = doc["domain"]
-    if not spec_domain(domain):
+    if not spec_hosted_domain(domain):
         return None
     taken: set[str] = set()
     aliases: dict[str, list[str]] = {}
@@ -736,8 +746,9 @@ def model_aliases(doc: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, 
             claim(r["local_part"])
             if r["copy_to"] and not spec_address(r["copy_to"]):
                 raise Refused
-        for f in doc["forwards"]:
-            aliases[claim(f["local_part"])] = addresses(f["destinations"])
+        for f in doc["forwards"]:  # no destination: accepted and dropped
+            email = claim(f["local_part"])
+            aliases[email] = addresses(f["destinations"]) if f["destinations"] else [render.DISCARD_ADDRESS]
         for ml in doc["lists"]:
             name = ml["name"]
             internal = f"{name}@{domain}.mlmmj.invalid"

@@ -24,13 +24,13 @@ from django.db import IntegrityError, transaction
 from django.utils import translation
 
 from hosting.models import AuditEvent, Domain
+from hostlink import snapshot
 from mail.models import ROBOT_REPLY_HOURS_DEFAULT, Robot
 from mail.services import forward_create, robot_create, robot_update
 from mailhost import contract, maps, render
 from mailhost.apply import HostConfig, apply
 from mailhost.contract import DocumentError
 from mailhost.render import RenderError
-from provisioning import snapshot
 from provisioning.models import DomainSync
 from tests.conftest import Cast
 
@@ -156,7 +156,7 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "message with a lone CR": ({"message": "un\rdeux"}, "invalid"),
     "message too long": ({"message": "x" * 4001}, "max_length"),
     "no message": ({"message": " \n "}, "required"),
-    "copy to a bad address": ({"copy_to": "not an address"}, "invalid"),
+    "copy to a bad address": ({"copy_to": "not an address"}, "destination"),  # shown on copy_to
     "copy to itself": ({"copy_to": OWN}, "loop"),
     "copy to a forward": ({"copy_to": "sales@alpha-domain.test"}, "chain"),
 }

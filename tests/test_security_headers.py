@@ -45,13 +45,13 @@ def admin_urls(cast: Any) -> list[str]:
 
 def test_every_page_of_every_seat_carries_the_policy(cast):
     pages = {
-        "anonymous": ["/", reverse("mail:login"), reverse("mail:change_password"), "/accounts/login/",
+        "anonymous": ["/", reverse("screens:login"), reverse("screens:change_password"), "/accounts/login/",
                       "/accounts/password/reset/", "/no-such-page/", reverse("admin:index")],
         "operator": ["/", *admin_urls(cast), "/accounts/2fa/", "/accounts/2fa/totp/activate"],
-        "customer_a": [reverse("hosting:client"), reverse("hosting:pack", args=[cast.a.pack.pk]),
-                       reverse("hosting:pack", args=[cast.b.pack.pk])],
-        "domain_admin_a": [reverse("mail:domain", args=[cast.a.domain.pk])],
-        "mailbox_a": [reverse("mail:me")],
+        "customer_a": [reverse("screens:client"), reverse("screens:pack", args=[cast.a.pack.pk]),
+                       reverse("screens:pack", args=[cast.b.pack.pk])],
+        "domain_admin_a": [reverse("screens:domain", args=[cast.a.domain.pk])],
+        "mailbox_a": [reverse("screens:me")],
     }
     seen = set()
     for role, urls in pages.items():
@@ -64,7 +64,7 @@ def test_every_page_of_every_seat_carries_the_policy(cast):
 
 
 def test_form_errors_carry_the_policy_too(cast):
-    response = Client().post(reverse("mail:login"), {"account": "postmaster", "domain": "", "password": ""})
+    response = Client().post(reverse("screens:login"), {"account": "postmaster", "domain": "", "password": ""})
 
     assert response.status_code in (200, 400)
     assert policy(response) == STRICT

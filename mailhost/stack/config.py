@@ -45,9 +45,19 @@ class MailPaths:
     """Paths both kinds of config derive the same way from their postfix_dir, dovecot_dir and
     dovecot_run; and the check that their ports differ."""
 
-    postfix_dir: Path
-    dovecot_dir: Path
-    dovecot_run: Path
+    # Each config gives these three: StackConfig derives them from its root (properties), HostConfig
+    # has them as fields (the system's paths by default).
+    @property
+    def postfix_dir(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def dovecot_dir(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def dovecot_run(self) -> Path:
+        raise NotImplementedError
 
     @property
     def postfix_maps_dir(self) -> Path:
@@ -114,17 +124,16 @@ class StackConfig(MailPaths, RootLayout):
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> StackConfig:
         """A config for `root` with ports and hostname from MAILSTACK_SMTP_PORT, ..._HOSTNAME."""
         env = dict(os.environ if env is None else env)
-        kwargs: dict[str, object] = {}
+        ports: dict[str, int] = {}
         for name in PORT_FIELDS:
             value = env.get(ENV_PREFIX + name.upper())
             if value:
                 try:
-                    kwargs[name] = int(value)
+                    ports[name] = int(value)
                 except ValueError:
                     raise StackError(f"{ENV_PREFIX}{name.upper()}={value!r} is not a port number") from None
-        if env.get(ENV_PREFIX + "HOSTNAME"):
-            kwargs["hostname"] = env[ENV_PREFIX + "HOSTNAME"]
-        return cls(root=root, **kwargs)  # type: ignore[arg-type]
+        hostname = env.get(ENV_PREFIX + "HOSTNAME") or cls.hostname  # else the field's default
+        return cls(root=root, hostname=hostname, **ports)
 
     # --- ports ---
     @property

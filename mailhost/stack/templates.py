@@ -111,7 +111,10 @@ def postfix_main_cf(config: MailConfig) -> str:
         # Virtual domains: every lookup from the SQLite maps database, through proxymap.
         "virtual_mailbox_domains": _postfix_map(config, "vdomains"),
         "virtual_mailbox_maps": _postfix_map(config, "vmailbox"),
-        "virtual_alias_maps": _postfix_map(config, "valiases"),
+        # A domain's own aliases, then its alias domains' (x@alias → x@target: mailhost.maps); the
+        # +extension of x+ext@alias goes onto x@target (Postfix's default, written for the reader).
+        "virtual_alias_maps": f"{_postfix_map(config, 'valiases')}, {_postfix_map(config, 'valiasdomains')}",
+        "propagate_unmatched_extensions": "canonical, virtual",
         "transport_maps": _postfix_map(config, "transport"),
         "smtpd_sender_login_maps": _postfix_map(config, "senders"),
         "virtual_transport": f"lmtp:unix:{config.lmtp_socket}",

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_the_seeds_newsletter_in_french(transactional_db: Any, cast: Any, live_server: Any, page: Any) -> None:
     person = Person(page, live_server.url)
     log_in(person, "postmaster", DOMAIN, MAILBOX_PASSWORD)
-    assert menu_line(person, "Listes de diffusion") == "Listes de diffusion [Utilisé : 0/10]"
+    assert menu_line(person, "Listes de diffusion") == "Listes de diffusion [Utilisé dans le pack : 0/10]"
 
     # "Pour créer la liste, il suffit de cliquer sur « Nouvelle liste de diffusion »".
     person.click(person.link("Nouvelle liste de diffusion"))
@@ -52,7 +52,7 @@ def test_the_seeds_newsletter_in_french(transactional_db: Any, cast: Any, live_s
 
     # The seed's list of lists: its counter and its links to each kind of member.
     person.click(person.link("Listes de diffusion", where="footer"))
-    assert person.h1() == f"{DOMAIN} Listes de diffusion [Utilisé : 1/10]"
+    assert person.h1() == f"{DOMAIN} Listes de diffusion [Utilisé dans le pack : 1/10]"
     assert person.column("Nom de la liste de diffusion") == ["newsletter"]
     assert "Afficher les modérateurs" in person.headers()
 
@@ -64,10 +64,11 @@ def test_the_seeds_newsletter_in_french(transactional_db: Any, cast: Any, live_s
     assert person.h1() == f"Abonnés de newsletter@{DOMAIN} (2)"
     assert "benoit@trusttelecom.fr" in person.column("Adresse e-mail")
     person.click(person.row("benoit@trusttelecom.fr").get_by_role("button"))
+    person.click(person.button("Supprimer"))  # the confirmation (issue 16)
     assert person.messages() == ["benoit@trusttelecom.fr a été retiré."]
     assert not ListMember.objects.filter(mailing_list=news, address="benoit@trusttelecom.fr").exists()
     assert ListMember.objects.filter(mailing_list=news, kind=MemberKind.MODERATOR,
                                      address=f"postmaster@{DOMAIN}").exists()
     save_screenshot(page, "lists-3-abonnes")
     go_to_menu(person)
-    assert menu_line(person, "Listes de diffusion") == "Listes de diffusion [Utilisé : 1/10]"
+    assert menu_line(person, "Listes de diffusion") == "Listes de diffusion [Utilisé dans le pack : 1/10]"

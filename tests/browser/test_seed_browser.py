@@ -99,7 +99,7 @@ def log_in(person: Person, account: str, domain: str, password: str) -> None:
 
 
 def menu_line(person: Person, name: str) -> str:
-    """A line of the main menu's "Gérer" half: "Comptes Pop [Utilisé : 2/5]"."""
+    """A line of the main menu's "Gérer" half: "Comptes Pop [Utilisé dans le pack : 2/5]"."""
     item = person.page.locator("main ul.menu li").filter(
         has=person.page.get_by_role("link", name=name, exact=True))
     assert item.count() == 1, f"{item.count()} menu lines for {name!r}"
@@ -121,9 +121,9 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     assert person.h1() == f"Menu principal de {DOMAIN}"
     assert page.title().startswith("Menu principal")
     assert [squash(t) for t in page.locator("main h2").all_inner_texts()] == ["Gérer", "Créer", "Liens rapides"]
-    assert menu_line(person, "Comptes Pop") == "Comptes Pop [Utilisé : 2/5]"
-    assert menu_line(person, "Redirections") == "Redirections [Utilisé : 0/10]"
-    assert menu_line(person, "Robots") == "Robots [Utilisé : 0/5]"
+    assert menu_line(person, "Comptes Pop") == "Comptes Pop [Utilisé dans le pack : 2/5]"
+    assert menu_line(person, "Redirections") == "Redirections [Utilisé dans le pack : 0/10]"
+    assert menu_line(person, "Robots") == "Robots [Utilisé dans le pack : 0/5]"
     for new in ("Nouveau compte Pop", "Nouvelle redirection", "Nouvel E-mail robot"):
         assert person.link(new).count() == 1, new
     assert person.link("Déconnexion", where="footer").count() == 0  # a button in a form (POST)
@@ -144,7 +144,7 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     person.click(person.button("Ajouter"))
     assert page.url == f"{live_server.url}/domains/{domain.pk}/accounts/"
     assert person.messages() == [f"Le compte Pop test@{DOMAIN} a été créé."]
-    assert person.h1() == f"{DOMAIN} Comptes Pop [Utilisé : 3/5]"
+    assert person.h1() == f"{DOMAIN} Comptes Pop [Utilisé dans le pack : 3/5]"
     assert person.headers() == ["Compte Pop", "Commentaire", "Utilisé / Quota (Mo)", "Modifier l'utilisateur",
                                 "Supprimer le compte", "Récupérer tous les e-mails sur ce compte"]
     assert person.column("Compte Pop") == ["alphauser", "postmaster", "test"]
@@ -207,7 +207,7 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     assert "user@domain.com" in person.main_text()
     person.click(person.button("Ajouter"))
     assert person.messages() == [f"La redirection test2@{DOMAIN} a été créée."]
-    assert person.h1() == f"{DOMAIN} Comptes redirigés [Utilisé : 1/10]"
+    assert person.h1() == f"{DOMAIN} Comptes redirigés [Utilisé dans le pack : 1/10]"
     assert person.headers() == ["Supprimer", "Modifier", "Nom", "Destination"]
     assert person.column("Nom") == ["test2"]
     assert person.column("Destination") == [COMMERCIAL]
@@ -234,7 +234,7 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     save_screenshot(page, "seed-5-nouvel-e-mail-robot")
     person.click(person.button("Ajouter"))
     assert person.messages() == [f"Le robot robot@{DOMAIN} a été créé."]
-    assert person.h1() == f"{DOMAIN} Robots [Utilisé : 1/5]"
+    assert person.h1() == f"{DOMAIN} Robots [Utilisé dans le pack : 1/5]"
     assert person.column("Nom du robot") == ["robot"]
     assert person.column("Envoyer la copie à") == [COMMERCIAL]
     assert person.column("Sujet") == ["Mail bien reçus"]
@@ -255,17 +255,16 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     assert person.messages() == [f"Aucune adresse ne s'appelle inconnu@{DOMAIN}."]
 
     # 6) Catch-all: the radio of the accounts list, then back to "rejeté" from the catch-all page.
-    assert menu_line(person, "Redirections") == "Redirections [Utilisé : 1/10]"
-    assert menu_line(person, "Robots") == "Robots [Utilisé : 1/5]"
+    assert menu_line(person, "Redirections") == "Redirections [Utilisé dans le pack : 1/10]"
+    assert menu_line(person, "Robots") == "Robots [Utilisé dans le pack : 1/5]"
     person.click(person.link("Comptes Pop"))
     assert squash(page.locator("main .catchall-status strong").inner_text()) == "E-mail inconnu : rejeté"
-    # An account that forwards its mail (test, step 3) cannot take the catch-all: no chains.
+    # An account that forwards its mail with a copy (test, step 3) still delivers it: it may take the
+    # catch-all (issue 16, defect 6; a pure forward may not: tests/test_copy_redirects.py).
     page.locator("main").get_by_role("radio", name="test", exact=True).check()
     person.click(person.button("Récupérer tous les e-mails sur le compte choisi"))
-    assert squash(page.locator("main").get_by_role("alert").inner_text()) == (
-        f"test@{DOMAIN} est elle-même une redirection : redirigez plutôt vers l'adresse finale.")
-    assert not CatchAll.objects.filter(domain=domain).exclude(mode=CatchAllMode.BOUNCE).exists()
-    person.click(person.link("Comptes Pop", where="footer"))
+    assert person.messages() == ["E-mail inconnu : remis à test"]
+    assert CatchAll.objects.filter(domain=domain).values_list("mode", "target").get() == (CatchAllMode.MAILBOX, "test")
     page.locator("main").get_by_role("radio", name="alphauser", exact=True).check()
     person.click(person.button("Récupérer tous les e-mails sur le compte choisi"))
     assert page.url == f"{live_server.url}/domains/{domain.pk}/accounts/"
@@ -292,7 +291,7 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     plan.save(update_fields=["max_mailboxes"])
     assert plan.max_mailboxes == 3
     go_to_menu(person)
-    assert menu_line(person, "Comptes Pop") == "Comptes Pop [Utilisé : 3/3]"
+    assert menu_line(person, "Comptes Pop") == "Comptes Pop [Utilisé dans le pack : 3/3]"
     assert person.link("Nouveau compte Pop").count() == 0
     assert "Nouveau compte Pop — limite atteinte" in person.main_text()
     person.click(person.link("Comptes Pop"))
@@ -300,7 +299,7 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     assert person.h1() == "Ajouter un compte Pop"
     alert = page.locator("main").get_by_role("alert")
     assert squash(alert.inner_text()).startswith("Nombre maximum de comptes Pop atteint.")
-    assert "Utilisé : 3/3" in alert.inner_text()
+    assert "Utilisé dans le pack : 3/3" in alert.inner_text()
     assert page.locator("main form").count() == 0
     assert page.locator("main input").count() == 0
     save_screenshot(page, "seed-7-maximum-atteint")
@@ -314,11 +313,11 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     save_screenshot(page, "seed-8-supprimer-l-utilisateur")
     person.click(person.button("Confirmer la suppression"))
     assert person.messages() == [f"Le compte Pop test@{DOMAIN} a été supprimé."]
-    assert person.h1() == f"{DOMAIN} Comptes Pop [Utilisé : 2/3]"
+    assert person.h1() == f"{DOMAIN} Comptes Pop [Utilisé dans le pack : 2/3]"
     assert person.column("Compte Pop") == ["alphauser", "postmaster"]
     go_to_menu(person)
     person.click(person.link("Redirections"))
-    assert person.h1() == f"{DOMAIN} Comptes redirigés [Utilisé : 2/10]"
+    assert person.h1() == f"{DOMAIN} Comptes redirigés [Utilisé dans le pack : 2/10]"
     assert person.column("Nom") == ["test", "test2"]
     assert person.column("Destination") == [COMMERCIAL, f"{COMMERCIAL}, {BENOIT}"]
     save_screenshot(page, "seed-8-redirections")
@@ -381,8 +380,8 @@ def test_the_client_area_adds_a_domain_and_gives_a_new_postmaster_password(
     assert person.h1() == f"Pack {cast.a.pack}"
     facts = page.locator("main table.facts-table")
     assert squash(facts.locator("caption").inner_text()) == "Caractéristiques du pack"
-    assert squash(facts.locator("tr:has(th:text-is('Comptes Pop')) td").inner_text()) == "Utilisé : 2/5"
-    assert squash(facts.locator("tr:has(th:text-is('Domaines')) td").inner_text()) == "Utilisé : 1/2"
+    assert squash(facts.locator("tr:has(th:text-is('Comptes Pop')) td").inner_text()) == "Utilisé dans le pack : 2/5"
+    assert squash(facts.locator("tr:has(th:text-is('Domaines')) td").inner_text()) == "Utilisé dans le pack : 1/2"
     save_screenshot(page, "seed-client-pack")
 
     person.click(person.link("Ajouter un domaine"))
@@ -392,7 +391,7 @@ def test_the_client_area_adds_a_domain_and_gives_a_new_postmaster_password(
     person.field("Mot de passe (à nouveau)").fill(TEST_PASSWORD)
     person.click(person.button("Ajouter"))
     assert person.messages() == ["Le domaine trusttelecom.info a été ajouté avec son compte postmaster."]
-    assert squash(facts.locator("tr:has(th:text-is('Domaines')) td").inner_text()) == "Utilisé : 2/2"
+    assert squash(facts.locator("tr:has(th:text-is('Domaines')) td").inner_text()) == "Utilisé dans le pack : 2/2"
     assert "trusttelecom.info" in squash(page.locator("main ul.domain-list").inner_text())
     added = Domain.objects.get(name="trusttelecom.info")
     assert Mailbox.objects.filter(domain=added, local_part="postmaster").exists()
@@ -402,11 +401,14 @@ def test_the_client_area_adds_a_domain_and_gives_a_new_postmaster_password(
     log_in(postmaster, "postmaster", "trusttelecom.info", TEST_PASSWORD)
     assert postmaster.h1() == "Menu principal de trusttelecom.info"
     # The counters are the pack's: alpha-domain.test's two accounts and this postmaster.
-    assert menu_line(postmaster, "Comptes Pop") == "Comptes Pop [Utilisé : 3/5]"
+    assert menu_line(postmaster, "Comptes Pop") == "Comptes Pop [Utilisé dans le pack : 3/5]"
 
     # A new postmaster password, shown once; the old one no longer logs in, the new one does.
     line = page.locator("main ul.domain-list li").filter(has_text="trusttelecom.info")
-    person.click(line.get_by_role("button", name="Nouveau mot de passe postmaster", exact=True))
+    person.click(line.get_by_role("link", name="Nouveau mot de passe postmaster", exact=True))
+    # It asks first: the password in use stays until the replacement is confirmed.
+    assert person.h1() == "Donner un nouveau mot de passe à postmaster@trusttelecom.info ?"
+    person.click(person.button("Oui, remplacer le mot de passe"))
     assert person.h1() == "Nouveau mot de passe de postmaster@trusttelecom.info"
     new_password = squash(page.locator("main .password-once code").inner_text())
     assert len(new_password) >= 20
@@ -423,7 +425,7 @@ def test_the_accounts_list_fits_a_phone(transactional_db: Any, cast: Any, live_s
     person = Person(new_context(locale="fr-FR", viewport=PHONE).new_page(), live_server.url)
     log_in(person, "postmaster", DOMAIN, MAILBOX_PASSWORD)
     person.open(f"/domains/{cast.a.domain.pk}/accounts/")
-    assert person.h1() == f"{DOMAIN} Comptes Pop [Utilisé : 2/5]"
+    assert person.h1() == f"{DOMAIN} Comptes Pop [Utilisé dans le pack : 2/5]"
     scroll_width, inner_width = person.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll_width <= inner_width
     save_screenshot(person.page, "seed-comptes-pop-phone")

@@ -9,24 +9,29 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 
+from hosting.models import Domain
+from hostlink import push, snapshot
 from mail.models import Mailbox
 from mail.services import mailbox_set_access
 from mailhost import broker, contract
 from mailhost.passwords import hash_password
-from provisioning import services, snapshot
+from mailhost.stack import tail
 from provisioning.models import DomainSync, SyncState
 from provisioning.revisions import domain_changed
 from tests.conftest import login_mailbox
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import pop3_messages, send, wait_for
+from tests.e2e.workers import Worker, make_beat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -52,11 +57,11 @@ def test_agent_down_shows_pending_then_converges(e2e: E2E, client) -> None:
         time.sleep(1)  # the panel worker has sent it; nobody applies it
         sync = DomainSync.objects.get(domain=domain)
         assert sync.state_of(Mailbox.objects.get(pk=olga.pk).revision) == SyncState.PENDING
-        assert "being applied" in client.get(reverse("mail:me")).content.decode()
+        assert "being applied" in client.get(reverse("screens:me")).content.decode()
     finally:
         e2e.workers.agent.restart()
     e2e.wait_applied(domain)
-    assert "All changes are live" in client.get(reverse("mail:me")).content.decode()
+    assert "All changes are live" in client.get(reverse("screens:me")).content.decode()
     send(e2e.stack, "x@outside.test", f"olga@{domain.name}", "after the outage", "x")
     wait_for(lambda: pop3_messages(e2e.stack, f"olga@{domain.name}", PASSWORD))
 
@@ -90,7 +95,7 @@ def test_agent_killed_mid_apply_leaves_old_or_new_never_a_mix(e2e: E2E) -> None:
         assert state in {(old_revision, old_count), (new_revision, old_count + 3000)}, state
         agent.mark()
         agent.start()
-    services.reconcile(stale_after=timedelta(0))  # in case the message died with the worker
+    push.reconcile(stale_after=timedelta(0))  # in case the message died with the worker
     e2e.wait_applied(domain, timeout=60)
     assert domain_rows(e2e, domain.name) == (new_revision, old_count + 3000)
 
@@ -148,9 +153,184 @@ def test_broker_restart_loses_nothing(e2e: E2E) -> None:
     finally:
         e2e.workers.agent.restart()
         e2e.workers.panel.restart()
-    time.sleep(1)
-    assert DomainSync.objects.get(pk=sync.pk).applied_revision < domain.revision
-    services.reconcile(stale_after=timedelta(0))  # what the periodic reconcile does
-    e2e.wait_applied(domain)
+    # No reconcile called: the agent's start heartbeat has the panel send again what the host had
+    # not confirmed (issue 15, item 10; before, the test waited 1 s, saw the change still missing,
+    # and called the reconcile as its beat would, a minute later).
+    e2e.wait_applied(domain, timeout=15)
     send(e2e.stack, "x@outside.test", f"quinn@{domain.name}", "after the broker restart", "x")
     wait_for(lambda: pop3_messages(e2e.stack, f"quinn@{domain.name}", PASSWORD))
+
+
+# --------------------------------------------------------------------------------------------------
+# Healing in seconds (issue 15, item 10): a push lost with its panel worker, an apply killed with
+# its agent. The panel's beat runs as a real process (`celery beat`, the reconcile every
+# RECONCILE_SECONDS), the panel's worker runs what it sends; nothing here calls the reconcile.
+# Heal times are printed (BENCHMARKS.md, "Faults that heal"); run once per broker.
+# --------------------------------------------------------------------------------------------------
+
+HEAL_WITHIN = 20.0  # seconds; the target is 15 (PUSH_LOST_AFTER or RESEND_AFTER, plus one beat, plus the apply)
+
+
+@pytest.fixture
+def beat(e2e: E2E, tmp_path) -> Iterator[Worker]:
+    process = make_beat(e2e.workers, tmp_path)
+    process.mark()
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def broker_name() -> str:
+    return "Redis" if settings.REDIS_URL else "embedded SQLite"
+
+
+def wait_in_log(worker: Worker, text: str, timeout: float = 30) -> None:
+    try:
+        wait_for(lambda: text in worker.log.read_text(errors="replace").split("--- start ---")[-1], timeout=timeout)
+    except AssertionError as error:
+        raise AssertionError(f"{text!r} not in the {worker.name} worker's log after {timeout} s; its end:\n"
+                             f"{tail(worker.log, 40)}") from error
+
+
+@contextmanager
+def sync_row_locked(domain_id: int) -> Iterator[None]:
+    """Another connection holds what the push writes first (the domain's DomainSync row; with
+    SQLite, the database's write lock): a push that starts now blocks there."""
+    if connection.vendor == "sqlite":
+        db = sqlite3.connect(connection.settings_dict["NAME"], timeout=30, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        return
+    other = connection.copy()
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {DomainSync._meta.db_table} WHERE domain_id = %s FOR UPDATE",  # noqa: S608
+                           [domain_id])
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+def drop_orphaned_statements() -> None:
+    """On PostgreSQL the statement a killed worker had sent still runs once the lock it waits for
+    is released (the server notices the dead client only when it answers): its UPDATE of the flag
+    would then commit after all, and the test would race it. Ending that server process before the
+    lock goes makes the fault the one the test means: the worker died before its UPDATE ran."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for _ in range(100):
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the killed worker's statement still waits on its lock")
+
+
+def kill_9(worker: Worker) -> None:
+    assert worker.process is not None
+    os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.process.wait()
+
+
+def push_killed_in_flight(e2e: E2E, panel: Worker, domain: Domain, local: str) -> bool:
+    """Kill -9 the panel's worker while it holds the push of a new change (it took the message
+    and blocks on the domain's record, locked here). False, nothing killed, when the worker did
+    not take that push within 15 s (it was busy with another task)."""
+    assert panel.process is not None
+    os.killpg(panel.process.pid, signal.SIGSTOP)  # so that the push waits for the lock below
+    try:
+        e2e.mailbox(domain, local)  # its push claims the flag and goes to the broker
+        assert DomainSync.objects.get(domain=domain).queued
+        panel.mark()
+        with sync_row_locked(domain.pk):
+            os.killpg(panel.process.pid, signal.SIGCONT)
+            try:
+                wait_in_log(panel, f"{contract.PUSH_DOMAIN}[", timeout=15)  # received: it blocks on the record
+            except AssertionError:
+                return False
+            time.sleep(0.3)
+            kill_9(panel)
+            drop_orphaned_statements()
+        return True
+    finally:
+        if panel.process is not None and panel.process.poll() is None:
+            os.killpg(panel.process.pid, signal.SIGCONT)
+
+
+def test_a_push_lost_with_its_panel_worker_heals_in_seconds(e2e: E2E, beat: Worker) -> None:
+    """The panel's worker is killed holding a push (it took the message and blocks on the
+    domain's record): the flag stays taken, the push is gone (the embedded broker deleted the
+    message when the worker claimed it; Redis keeps it unacknowledged for an hour). A later change
+    finds the flag taken and queues nothing: before, it waited for the reconcile's 60 s (60–90 s
+    in all); now the reconcile frees a flag older than PUSH_LOST_AFTER and sends the push."""
+    domain = e2e.domain("lost")
+    e2e.wait_applied(domain)
+    panel = e2e.workers.panel
+    for attempt in range(3):
+        if push_killed_in_flight(e2e, panel, domain, f"first{attempt}"):
+            break
+        # The worker ran something else first, which then blocked on the lock (seen in two CI runs
+        # under load, cause not pinned down: perhaps a push already inside it, waiting for its
+        # PUSH_INTERVAL_MS turn): the lock is gone, that goes through; the fault is set up again.
+        print(f"\nattempt {attempt}: the push was not the worker's next task; its log:\n{tail(panel.log, 15)}")
+        e2e.wait_applied(domain, timeout=60)
+    else:
+        raise AssertionError(f"the panel worker never took the push; its log:\n{tail(panel.log, 40)}")
+    killed = time.monotonic()
+    assert DomainSync.objects.get(domain=domain).queued  # the flag outlived its push
+    e2e.mailbox(domain, "second")  # finds the flag taken: queues no push of its own
+    changed = time.monotonic()
+    panel.mark()
+    panel.start()  # as bin/run restarts it
+    restarted = time.monotonic()
+    e2e.wait_applied(domain, timeout=120)
+    live = time.monotonic()
+    print(f"\n[{broker_name()}] push lost with its panel worker (kill -9): the next change live "
+          f"{live - changed:.1f} s after its commit, {live - killed:.1f} s after the kill "
+          f"(the worker's restart took {restarted - changed:.1f} s of it)")
+    assert live - changed < HEAL_WITHIN
+    send(e2e.stack, "x@outside.test", f"second@{domain.name}", "healed", "x")
+    wait_for(lambda: pop3_messages(e2e.stack, f"second@{domain.name}", PASSWORD))
+
+
+def test_an_apply_killed_with_its_agent_heals_in_seconds(e2e: E2E, beat: Worker) -> None:
+    """The agent is killed in the middle of the apply of a whole domain (60,000 mailboxes): the
+    document is gone with it (nothing reports). Before, the reconcile sent it again once it was
+    60 s old (75–82 s in all); now as soon as the agent's worker is back (its start heartbeat),
+    RESEND_AFTER after it went at the latest."""
+    domain = e2e.domain("apply")
+    e2e.wait_applied(domain)
+    old_revision, old_count = domain_rows(e2e, domain.name)
+    agent = e2e.workers.agent
+    # The rows first, stamped with the revision of the change below (their long insert outside it)...
+    shared, revision = hash_password(PASSWORD), Domain.objects.get(pk=domain.pk).revision + 1
+    Mailbox.objects.bulk_create([Mailbox(domain=domain, local_part=f"whole{i}", password_hash=shared,
+                                         revision=revision) for i in range(60000)], batch_size=5000)
+    DomainSync.objects.filter(domain=domain).update(needs_full=True)  # ...then the whole domain, as to a new host
+    agent.mark()
+    e2e.mailbox(domain, "trigger")
+    wait_in_log(agent, f"{contract.APPLY}[", timeout=60)  # the agent has the document
+    time.sleep(0.5)
+    kill_9(agent)
+    killed = time.monotonic()
+    assert domain_rows(e2e, domain.name) == (old_revision, old_count), "applied before the kill"
+    agent.mark()
+    agent.start()
+    e2e.wait_applied(domain, timeout=180)
+    healed = time.monotonic() - killed
+    print(f"\n[{broker_name()}] agent killed during a whole-domain apply (60,000 mailboxes): live "
+          f"{healed:.1f} s after the kill")
+    assert domain_rows(e2e, domain.name) == (Domain.objects.get(pk=domain.pk).revision, old_count + 60000 + 1)
+    assert healed < HEAL_WITHIN

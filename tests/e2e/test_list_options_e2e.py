@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from celery import current_app
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from hosting.models import Domain
 from lists.models import MailingList
 from lists.services import list_create, list_member_add, list_set_text, list_update
 from mailhost import contract
 from mailhost.stack import HOST
+from provisioning.revisions import domain_changed
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import CLIENT_NAME, make_message, pop3_messages, send, sink_messages, wait_for
 
@@ -142,8 +144,13 @@ def test_subscription_by_mail_in_both_address_styles(e2e: E2E) -> None:
     make_list(e2e, domain, "english", sub_confirm=True, language="en")
     list_set_text(mailing_list=club, name="finish-sub",
                   text="Subject: Bienvenue au club\n\nBienvenue parmi nous, $subaddr$ !", acting_user=e2e.operator)
-    list_set_text(mailing_list=club, name="help",
-                  text="Subject: Aide\nBcc: victim@evil.test\n\nAide du club", acting_user=e2e.operator)
+    hostile_help = "Subject: Aide\nBcc: victim@evil.test\n\nAide du club"
+    with pytest.raises(ValidationError):  # refused by the panel now (issue 15, item 6) ...
+        list_set_text(mailing_list=club, name="help", text=hostile_help, acting_user=e2e.operator)
+    with transaction.atomic():  # ... but a list may hold it from before: the host still sends it as body
+        club.refresh_from_db()
+        MailingList.objects.filter(pk=club.pk).update(texts={**club.texts, "help": hostile_help},
+                                                      revision=domain_changed(domain))
     e2e.wait_applied(domain)
 
     # Subscribe: confirmation in French, then the panel's welcome; through +, - and -request.

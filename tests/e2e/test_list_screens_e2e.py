@@ -26,17 +26,17 @@ def test_the_seeds_newsletter_made_on_its_pages_works_for_real_mail(e2e: E2E) ->
     e2e.mailbox(domain, "lecteur")
     client = Client(HTTP_ACCEPT_LANGUAGE="fr")
     login_mailbox(client, Mailbox.objects.get(domain=domain, local_part="postmaster"))
-    response = client.post(reverse("lists:list_create", args=[domain.pk]), {
+    response = client.post(reverse("screens:list_create", args=[domain.pk]), {
         "name": "newsletter", "owner": f"postmaster@{domain.name}", "prefix": "[Lettre]",
         "posting": Posting.MODERATORS, "reply_to": "sender", "language": "fr", "request_address": "on",
         "archive": "on", "archive_access": "subscribers"})
     assert response.status_code == 302, response.content.decode()[:2000]
     news = MailingList.objects.get(domain=domain, name="newsletter")
-    members = reverse("lists:members", args=[domain.pk, news.pk])
+    members = reverse("screens:members", args=[domain.pk, news.pk])
     for address in (f"lecteur@{domain.name}", f"ami-{domain.name}@outside.test"):
         assert client.post(members, {"address": address, "kind": MemberKind.SUBSCRIBER}).status_code == 302
     # A new POP account ticks the list on its own page.
-    response = client.post(reverse("lists:mailbox_create", args=[domain.pk]), {
+    response = client.post(reverse("screens:mailbox_create", args=[domain.pk]), {
         "local_part": "nouveau", "password1": NEW, "password2": NEW, "real_name": "Nouveau", "lists": [news.pk]})
     assert response.status_code == 302
     e2e.wait_applied(domain)

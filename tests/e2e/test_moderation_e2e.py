@@ -41,7 +41,7 @@ def sink_subjects(e2e: E2E, address: str) -> list[str]:
 
 
 def queue_url(mailing_list: MailingList) -> str:
-    return reverse("lists:moderation", args=[mailing_list.domain_id, mailing_list.pk])
+    return reverse("screens:moderation", args=[mailing_list.domain_id, mailing_list.pk])
 
 
 def ask_host(e2e: E2E, mailing_list: MailingList) -> None:
@@ -70,7 +70,7 @@ def wait_for_row(mailing_list: MailingList, match: dict[str, str], seconds: floa
 
 
 def decide(client: Client, item: HeldMessage, decision: str) -> None:
-    url = reverse("lists:held_decide", args=[item.mailing_list.domain_id, item.mailing_list_id, item.pk])
+    url = reverse("screens:held_decide", args=[item.mailing_list.domain_id, item.mailing_list_id, item.pk])
     response = client.post(url, {"decision": decision})
     assert response.status_code == 302, response.content.decode()[:2000]
     item.refresh_from_db()

@@ -23,9 +23,9 @@ import pytest
 from django.db import connection
 
 from hosting.models import MailHost
+from hostlink import push
 from mailhost import maps, migrate
 from mailhost.stack import PORT_FIELDS, Stack, StackConfig, down, up
-from provisioning import services
 from provisioning.domains import pack_move
 from provisioning.models import DomainMove, MoveState, RetiredDomain
 from tests.e2e.conftest import E2E, PASSWORD
@@ -274,7 +274,7 @@ def test_a_failed_copy_keeps_the_old_hosts_mail_until_a_retry_succeeds(e2e: E2E,
     # The port mended, the reconcile asks again and the move finishes.
     MailHost.objects.filter(pk=new_host.pk).update(doveadm_port=new.config.doveadm_port)
     DomainMove.objects.filter(pk=move.pk).update(copy_sent_at=move.copy_sent_at.replace(year=2000))
-    services.reconcile()
+    push.reconcile()
     wait_for(lambda: move_state(move.pk) == MoveState.DONE, timeout=60, interval=0.1)
     subjects = sorted(str(m["Subject"]) for m in pop3_messages(new, f"dave@{domain.name}", PASSWORD))
     assert subjects == ["after the failure", "kept"]

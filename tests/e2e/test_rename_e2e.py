@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hosting.models import Domain
+from hostlink import push, snapshot
 from mail.models import Mailbox
 from mail.services import catchall_set, mailbox_rename
-from provisioning import services, snapshot
 from provisioning.models import DomainSync
 from tests.e2e.conftest import E2E, PASSWORD
 from tests.e2e.mailclient import SMTPRefused, fresh_ip, imap_login, imap_subjects, send, wait_for
@@ -77,7 +77,7 @@ def test_the_rename_delivered_twice_moves_the_mail_once(e2e: E2E) -> None:
         again = snapshot.build(Domain.objects.get(pk=domain.pk))
         assert again["revision"] == revision
         assert [m["renamed_from"] for m in again["mailboxes"] if m["local_part"] == "alicia"] == ["alice"]
-        services.send(e2e.host, again)
+        push.send(e2e.host, again)
     finally:
         agent.restart()
     e2e.wait_applied(domain)
@@ -86,7 +86,7 @@ def test_the_rename_delivered_twice_moves_the_mail_once(e2e: E2E) -> None:
     send(e2e.stack, "friend@outside.test", new, "third", "after the rename")
     wait_for(lambda: subjects(e2e, new) == ["first", "second", "third"])
 
-    services.send(e2e.host, again)  # a third time, now that mail arrived under the new name
+    push.send(e2e.host, again)  # a third time, now that mail arrived under the new name
     e2e.mailbox(domain, "marker")  # applied after it: one queue, one worker
     e2e.wait_applied(domain)
     assert subjects(e2e, new) == ["first", "second", "third"]

@@ -47,7 +47,7 @@ def subjects(e2e: E2E, address: str, password: str = PASSWORD) -> list[str]:
 def test_the_seeds_account_made_on_its_page_gets_mail(e2e: E2E) -> None:
     domain = e2e.domain("scr")
     client = admin_of(domain)
-    post(client, "lists:mailbox_create", domain, data={
+    post(client, "screens:mailbox_create", domain, data={
         "local_part": "test", "password1": NEW, "password2": NEW, "real_name": "Compte test"})
     e2e.wait_applied(domain)
     send(e2e.stack, "someone@outside.test", f"test@{domain.name}", "bonjour test", "premier mail")
@@ -59,7 +59,7 @@ def test_a_vacation_with_dates_answers_only_within_them(e2e: E2E) -> None:
     gina = e2e.mailbox(domain, "gina")
     client = admin_of(domain)
     today = date.today()
-    post(client, "mail:mailbox_modify", domain, gina.pk, data=modify(
+    post(client, "screens:mailbox_modify", domain, gina.pk, data=modify(
         gina, vacation_enabled="on", vacation_subject="Absente jusqu'à lundi", vacation_message="À bientôt.",
         vacation_start=str(today - timedelta(days=1)), vacation_end=str(today + timedelta(days=3))))
     e2e.wait_applied(domain)
@@ -69,7 +69,7 @@ def test_a_vacation_with_dates_answers_only_within_them(e2e: E2E) -> None:
     assert str(reply["Subject"]) == "Absente jusqu'à lundi"
     # Starting tomorrow: nobody is answered today, and the mail is still delivered.
     gina.refresh_from_db()
-    post(client, "mail:mailbox_modify", domain, gina.pk, data=modify(
+    post(client, "screens:mailbox_modify", domain, gina.pk, data=modify(
         gina, vacation_enabled="on", vacation_subject="Absente", vacation_message="À bientôt.",
         vacation_start=str(today + timedelta(days=1))))
     e2e.wait_applied(domain)
@@ -89,13 +89,13 @@ def test_values_that_would_break_a_map_a_script_or_a_header_arrive_harmless(e2e:
                     {"routing": "forward", "forward_to": "|/bin/sh -c id"},
                     {"routing": "forward", "forward_to": "a@outside.test\x00b@outside.test"},
                     {"real_name": "Hugo\nBcc: victim@outside.test"}):
-        post(client, "mail:mailbox_modify", domain, hugo.pk, data=modify(hugo, **changes), expect=400)
+        post(client, "screens:mailbox_modify", domain, hugo.pk, data=modify(hugo, **changes), expect=400)
     hugo.refresh_from_db()
     assert (hugo.routing, hugo.vacation_enabled, hugo.real_name) == ("standard", False, "Hugo")
     # Accepted, and taken literally: Sieve's own syntax in the subject and the message.
     hostile = 'Fin"; discard; vacation "x'
     message = '";\r\n.\r\nredirect "victim@outside.test";'
-    post(client, "mail:mailbox_modify", domain, hugo.pk, data=modify(
+    post(client, "screens:mailbox_modify", domain, hugo.pk, data=modify(
         hugo, vacation_enabled="on", vacation_subject=hostile, vacation_message=message))
     e2e.wait_applied(domain)
     sender = f"client-{domain.name}@outside.test"
@@ -105,9 +105,9 @@ def test_values_that_would_break_a_map_a_script_or_a_header_arrive_harmless(e2e:
     assert "still delivered" in wait_for(lambda: subjects(e2e, f"hugo@{domain.name}") or None)
     assert sink_messages(e2e.stack, "victim@outside.test") == []
     # A forward named like a path or with a shell destination is refused on its page.
-    post(client, "mail:forward_create", domain, data={"local_part": "../../etc", "destinations": "x@outside.test"},
+    post(client, "screens:forward_create", domain, data={"local_part": "../../etc", "destinations": "x@outside.test"},
          expect=400)
-    post(client, "mail:forward_create", domain, data={"local_part": "ok", "destinations": "|/bin/sh"}, expect=400)
+    post(client, "screens:forward_create", domain, data={"local_part": "ok", "destinations": "|/bin/sh"}, expect=400)
     assert not Forward.objects.filter(domain=domain).exists()
 
 
@@ -117,7 +117,7 @@ def test_a_deleted_account_redirected_on_its_page_forwards_its_mail(e2e: E2E) ->
     keeper = e2e.mailbox(domain, "keeper")
     ivan = Mailbox.objects.get(domain=domain, local_part="ivan")
     client = admin_of(domain)
-    post(client, "mail:mailbox_delete", domain, ivan.pk, data={"redirect": "on", "redirect_to": "keeper"})
+    post(client, "screens:mailbox_delete", domain, ivan.pk, data={"redirect": "on", "redirect_to": "keeper"})
     e2e.wait_applied(domain)
     send(e2e.stack, "someone@outside.test", f"ivan@{domain.name}", "for ivan", "x")
     wait_for(lambda: "for ivan" in subjects(e2e, keeper.address.replace(domain.unicode_name, domain.name)))

@@ -1,6 +1,7 @@
-"""Real Celery workers for the end-to-end tests: the panel's (queue "panel") and the mail-host
-agent's (queue "host.<name>"), through the broker the settings select (Redis in CI, the embedded
-SQLite broker otherwise), on the test database, driving the real mail stack."""
+"""Real Celery workers for the end-to-end tests: the panel's (queue "panel"), the panel's bulk
+worker (queue "panel.bulk": member imports) and the mail-host agent's (queue "host.<name>"),
+through the broker the settings select (Redis in CI, the embedded SQLite broker otherwise), on
+the test database, driving the real mail stack."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Worker:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    ready: str = " ready."  # what its log says once it is started (a worker's; a beat says its own)
 
     def start(self, timeout: float = 60) -> None:
         handle = self.log.open("ab")
@@ -51,7 +53,7 @@ class Worker:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while " ready." not in self.log.read_text(errors="replace").split("--- start ---")[-1]:
+        while self.ready not in self.log.read_text(errors="replace").split("--- start ---")[-1]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker {self.name} did not start:\n{tail(self.log, 40)}")
             time.sleep(0.1)
@@ -91,6 +93,7 @@ class Workers:
     panel: Worker
     agent: Worker
     stack: Stack
+    bulk: Worker | None = None  # the panel's long tasks (contract.BULK_QUEUE), as bin/run starts it
 
 
 def make_workers(stack: Stack, log_dir: Path) -> Workers:
@@ -113,15 +116,27 @@ def make_workers(stack: Stack, log_dir: Path) -> Workers:
                              "-Q", contract.PANEL_QUEUE], panel_env, log_dir / "panel-worker.log")
     agent = Worker("agent", [CELERY, "-A", "mailhost.agent", *common, f"agent-{host_name}@localhost",
                              "-Q", contract.host_queue(host_name)], agent_env, log_dir / "agent-worker.log")
-    return Workers(host_name, panel, agent, stack)
+    bulk = Worker("bulk", [CELERY, "-A", "config", *common, f"bulk-{host_name}@localhost",
+                           "-Q", contract.BULK_QUEUE], panel_env, log_dir / "bulk-worker.log")
+    return Workers(host_name, panel, agent, stack, bulk)
 
 
 def started(workers: Workers) -> Iterator[Workers]:
-    for worker in (workers.panel, workers.agent):
-        worker.mark()
-        worker.start()
+    for worker in (workers.panel, workers.bulk, workers.agent):
+        if worker is not None:
+            worker.mark()
+            worker.start()
     try:
         yield workers
     finally:
         workers.agent.stop()
+        if workers.bulk is not None:
+            workers.bulk.stop()
         workers.panel.stop()
+
+
+def make_beat(workers: Workers, log_dir: Path) -> Worker:
+    """The panel's Celery beat (the reconcile every RECONCILE_SECONDS), as a process of its own
+    beside the panel's worker, which runs what it sends; for the tests that measure the healing."""
+    return Worker("beat", [CELERY, "-A", "config", "beat", "-l", "info", "-s", str(log_dir / "celerybeat-schedule"),
+                           "--pidfile="], workers.panel.env, log_dir / "beat.log", ready="beat: Starting")

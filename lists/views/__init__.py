@@ -1,1 +1,0 @@
-"""The screens of a domain's mailing lists ("Listes de diffusion"), on mail's domain screens."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VpopmailConfig(AppConfig):
+    name = "vpopmail"
+    verbose_name = "vpopmail import"
