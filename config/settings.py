@@ -263,6 +263,9 @@ CELERY_BEAT_SCHEDULE = {
 # The DNS servers the panel asks (a domain's ownership proof: hosting/dns.py): "ADDRESS[:PORT]",
 # several separated by commas; empty: the system's (/etc/resolv.conf).
 DNS_RESOLVER = env_str("DNS_RESOLVER", "")
+# The key that seals the DKIM private keys in the database (hosting/dkim.py); empty: derived from
+# SECRET_KEY. Set it to keep the keys readable across a change of SECRET_KEY.
+DKIM_SEAL_KEY = env_str("DKIM_SEAL_KEY", "")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 LOGGING = {

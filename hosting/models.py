@@ -522,6 +522,42 @@ class Domain(models.Model):
             self.name = normalize_domain(self.name)
 
 
+class DkimKeyState(models.TextChoices):
+    NEXT = "next", _("published, waiting for its DNS record")
+    ACTIVE = "active", _("signing")
+    RETIRED = "retired", _("retired")
+
+
+class DkimKey(models.Model):
+    """A domain's DKIM key (`hosting.dkim` makes, seals and reads them). The private key is kept
+    here sealed (Fernet, key derived from `DKIM_SEAL_KEY`, else SECRET_KEY) and leaves the panel
+    only in the domain's document for its mail host, which signs with it. One ACTIVE key per
+    domain signs; a NEXT key is published beside it and becomes ACTIVE once its DNS record is
+    seen (rotation). An alias domain has no key of its own: it publishes its target's."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="dkim_keys", verbose_name=_("domain"))
+    selector = models.CharField(_("selector"), max_length=63)
+    bits = models.PositiveSmallIntegerField(_("key size"), default=2048)
+    public_key = models.TextField(_("public key"), editable=False)  # base64 DER SubjectPublicKeyInfo: the p= tag
+    sealed_private_key = models.TextField(editable=False)  # hosting.dkim.seal(PEM)
+    state = models.CharField(_("state"), max_length=10, choices=DkimKeyState, default=DkimKeyState.NEXT)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    dns_seen_at = models.DateTimeField(_("DNS record seen"), null=True, blank=True, editable=False)
+    activated_at = models.DateTimeField(_("signing since"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("DKIM key")
+        verbose_name_plural = _("DKIM keys")
+        ordering = ["domain", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="dkim_selector_unique"),
+            models.UniqueConstraint(fields=["domain"], condition=Q(state="active"), name="dkim_one_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain.name}"
+
+
 class AuditEventQuerySet(ScopedQuerySet):
     """Who reads which events, by the ids `audit.record` stored on each row (plain columns, so an
     event outlives its domain): operators and support agents everything; a reseller the events of
