@@ -16,10 +16,10 @@ from datetime import timedelta
 import pytest
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from hosting.models import Domain
+from hosting.models import Domain, Pack
 from hostlink import push, snapshot
 from mail.models import Mailbox
 from mail.services import mailbox_set_access
@@ -244,12 +244,57 @@ def kill_9(worker: Worker) -> None:
     worker.process.wait()
 
 
+def holds_what_a_change_needs(domain: Domain) -> bool:
+    """True when another connection holds what a change of the domain writes: with SQLite the
+    database's write lock, with PostgreSQL the domain's, its pack's or its DomainSync's row."""
+    if connection.vendor == "sqlite":
+        db = sqlite3.connect(connection.settings_dict["NAME"], timeout=0.2, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            db.close()
+    other = connection.copy()
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            for table, column, value in ((Domain._meta.db_table, "id", domain.pk),
+                                         (Pack._meta.db_table, "id", domain.pack_id),
+                                         (DomainSync._meta.db_table, "domain_id", domain.pk)):
+                cursor.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE NOWAIT", [value])  # noqa: S608
+        return False
+    except DatabaseError:
+        return True
+    finally:
+        other.rollback()
+        other.close()
+
+
+def stop_holding_nothing(worker: Worker, domain: Domain) -> None:
+    """SIGSTOP the worker at a moment it holds nothing a change of the domain needs. Stopped inside
+    a transaction (a report or a reconcile it was running), it would keep its lock while stopped:
+    with SQLite every write waits on it, and the test's own change failed with "database is
+    locked" (seen in CI)."""
+    assert worker.process is not None
+    for _ in range(100):
+        os.killpg(worker.process.pid, signal.SIGSTOP)
+        if not holds_what_a_change_needs(domain):
+            return
+        os.killpg(worker.process.pid, signal.SIGCONT)
+        time.sleep(0.1)
+    raise AssertionError(f"the {worker.name} worker held the domain's lock at each of 100 tries; its log:\n"
+                         f"{tail(worker.log, 40)}")
+
+
 def push_killed_in_flight(e2e: E2E, panel: Worker, domain: Domain, local: str) -> bool:
     """Kill -9 the panel's worker while it holds the push of a new change (it took the message
     and blocks on the domain's record, locked here). False, nothing killed, when the worker did
     not take that push within 15 s (it was busy with another task)."""
     assert panel.process is not None
-    os.killpg(panel.process.pid, signal.SIGSTOP)  # so that the push waits for the lock below
+    stop_holding_nothing(panel, domain)  # so that the push waits for the lock below
     try:
         e2e.mailbox(domain, local)  # its push claims the flag and goes to the broker
         assert DomainSync.objects.get(domain=domain).queued
