@@ -6,6 +6,7 @@ from screens.views import (
     account,
     aliases,
     audit,
+    autoconfig,
     catchall,
     client,
     forwards,
@@ -33,6 +34,13 @@ urlpatterns = [
     path("me/password/", account.me_password, name="me_password"),
     path("me/state/", state.me_state, name="me_state"),
     path("me/mail-settings/", settings.me_mail_settings, name="me_mail_settings"),
+    path("me/mail-settings/apple.mobileconfig", autoconfig.me_mobileconfig, name="me_mobileconfig"),
+    # Mail clients setting themselves up (no login: they ask before it; screens/middleware.py
+    # answers the same paths under autoconfig.<domain> and autodiscover.<domain>).
+    path("mail/config-v1.1.xml", autoconfig.thunderbird, name="autoconfig"),
+    path(".well-known/autoconfig/mail/config-v1.1.xml", autoconfig.thunderbird, name="autoconfig_well_known"),
+    path("autodiscover/autodiscover.xml", autoconfig.outlook, name="autodiscover"),
+    path("Autodiscover/Autodiscover.xml", autoconfig.outlook, name="autodiscover_capitalised"),
     path("password/", account.change_password, name="change_password"),
     path("client/packs/<int:pk>/domains/new/", client.domain_add, name="domain_add"),
     path("client/domains/<int:pk>/postmaster-password/", client.postmaster_reset, name="postmaster_reset"),

@@ -160,6 +160,7 @@ PANEL: dict[str, Spec] = {
     "screens:robot_delete": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": robot_of_a(c).pk}),
     "screens:me": Spec(ok=MAILBOXES),
     "screens:me_mail_settings": Spec(ok=MAILBOXES),  # each mailbox its own: no tenant's object in the URL
+    "screens:me_mobileconfig": Spec(ok=MAILBOXES),  # its own Apple profile, the same way
     # An empty form: a logged-in mailbox gets its errors back (400), nobody else gets the form.
     "screens:me_password": Spec(ok=MAILBOXES, method="post", ok_status=400),
     # Public pages: the login (a mailbox already logged in is sent on), the password page.
@@ -280,6 +281,9 @@ SPECIAL = {
     "screens:logout",  # test_logout_is_post_only
     "admin:login",  # test_admin_login_goes_through_allauth
     "set_language",  # test_language_switch_is_public_and_changes_only_on_post
+    # What mail clients ask before any login: public by design, for the domains the panel serves
+    # and the same for any local part (tests/test_autoconfig.py).
+    "screens:autoconfig", "screens:autoconfig_well_known", "screens:autodiscover", "screens:autodiscover_capitalised",
 }
 
 

@@ -15,7 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from hosting.models import Domain, MailHost
+from hosting.client_settings import client_servers
+from hosting.models import ClientSecurity, Domain, MailHost
 from hosting.roles import Role, role_of
 from mail.auth import MailboxRequest
 from screens.kit import DomainContext, domain_screen
@@ -40,11 +41,12 @@ class Service:
 
 
 def services_of(mail_host: MailHost, mailbox: Any = None) -> list[Service]:
-    """The host's services as a client is told about them; those `mailbox` may not use are marked."""
+    """The host's services as a client is told about them (`hosting.client_settings`, the source
+    the autoconfiguration documents read too); those `mailbox` may not use are marked."""
+    servers = client_servers(mail_host)
     return [
-        Service(label=label, purpose=purpose, host=mail_host.client_host(key),
-                port=getattr(mail_host, f"{key}_port"),
-                security=getattr(mail_host, f"get_{key}_security_display")(),
+        Service(label=label, purpose=purpose, host=servers[key].host, port=servers[key].port,
+                security=ClientSecurity(servers[key].security).label,
                 allowed=mailbox is None or getattr(mailbox, f"allow_{key}"))  # the mailbox's switches
         for key, label, purpose in SERVICES
     ]
