@@ -259,6 +259,13 @@ LAUGHS = (
     '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>'
     "<Autodiscover><Request><EMailAddress>&d;@alpha-domain.test</EMailAddress></Request></Autodiscover>"
 )
+# A harmless internal entity that spells a valid address: refused all the same (any DOCTYPE is).
+INTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "a">]>'
+    "<Autodiscover><Request><EMailAddress>&x;@alpha-domain.test</EMailAddress></Request></Autodiscover>"
+)
+BARE_DOCTYPE = outlook_request("a@alpha-domain.test").decode().replace(
+    "<Autodiscover", "<!DOCTYPE Autodiscover><Autodiscover", 1)
 PARAMETER_ENTITY = (
     '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>'
     "<Autodiscover><Request><EMailAddress>a@alpha-domain.test</EMailAddress></Request></Autodiscover>"
@@ -266,7 +273,8 @@ PARAMETER_ENTITY = (
 
 
 @pytest.mark.parametrize("body", [
-    XXE, LAUGHS, PARAMETER_ENTITY, "not xml at all", "", "<Autodiscover><Request></Request></Autodiscover>",
+    XXE, LAUGHS, INTERNAL_ENTITY, PARAMETER_ENTITY, BARE_DOCTYPE,
+    "not xml at all", "", "<Autodiscover><Request></Request></Autodiscover>",
     # Two addresses, an address made of entities that spell a CRLF or a `<`, an undeclared entity.
     outlook_request("a@alpha-domain.test").decode().replace("</Request>",
                                                             "<EMailAddress>b@alpha-domain.test</EMailAddress></Request>"),
