@@ -545,6 +545,8 @@ class DkimKey(models.Model):
     dns_seen_at = models.DateTimeField(_("DNS record seen"), null=True, blank=True, editable=False)
     activated_at = models.DateTimeField(_("signing since"), null=True, blank=True, editable=False)
 
+    objects = DomainChildQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("DKIM key")
         verbose_name_plural = _("DKIM keys")
