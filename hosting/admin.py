@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from hosting import audit
 from hosting.access import is_tenant_model, visible
 from hosting.audit import Action
-from hosting.models import AuditEvent, Customer, MailHost, Plan, Reseller, User
+from hosting.models import AuditEvent, Customer, Language, MailHost, Plan, Reseller, User
 from hosting.roles import Role, role_of
 from hosting.services import (
     PLAN_LIMITS,
@@ -216,7 +216,12 @@ class ResellerAdmin(TenantAdmin):
 class CustomerForm(ServiceForm):
     class Meta:
         model = Customer
-        fields = ["reseller", "name", "email"]
+        fields = ["reseller", "name", "email", "language"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "language" in self.fields:
+            self.fields["language"].required = False  # not sent (an older form, a script): kept as it is
 
 
 @admin.register(Customer)
@@ -239,7 +244,8 @@ class CustomerAdmin(TenantAdmin):
     def create_object(self, request: HttpRequest, form: Any) -> Customer:
         data = form.cleaned_data
         return customer_create(reseller=_reseller_for(request, form), name=data["name"],
-                               email=data["email"], acting_user=request.user)
+                               email=data["email"], language=data.get("language") or Language.FRENCH,
+                               acting_user=request.user)
 
     def change_object(self, request: HttpRequest, obj: Customer, form: Any) -> None:
         data = form.cleaned_data

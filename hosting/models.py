@@ -280,6 +280,13 @@ class CustomerQuerySet(ScopedQuerySet):
     customer_path = "pk"
 
 
+class Language(models.TextChoices):
+    """A language the mail hosts write their own mail in (quota warnings: mailhost.quota_warning)."""
+
+    FRENCH = "fr", _("French")
+    ENGLISH = "en", _("English")
+
+
 class Customer(models.Model):
     """Someone who buys packs; belongs to a reseller, or to the operator when reseller is empty."""
 
@@ -289,6 +296,12 @@ class Customer(models.Model):
     )
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("contact e-mail"), blank=True)
+    # Sent to the mail host with each of its domains (the document's `language`).
+    language = models.CharField(
+        _("language of the mail server's messages"), max_length=2, choices=Language, default=Language.FRENCH,
+        help_text=_("The mail servers write their warnings to the customer's mailboxes (mailbox nearly "
+                    "full) in this language."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     objects = CustomerQuerySet.as_manager()

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from hosting import audit
 from hosting.audit import Action
-from hosting.models import UNLIMITED, Customer, Domain, MailHost, Pack, Plan, Reseller
+from hosting.models import UNLIMITED, Customer, Domain, Language, MailHost, Pack, Plan, Reseller
 from hosting.roles import Seat
 
 
@@ -62,11 +62,14 @@ def check_customer_pool(reseller: Reseller | None) -> None:
 
 @transaction.atomic
 def customer_create(
-    *, reseller: Reseller | None, name: str, email: str = "", acting_user: Seat | None
+    *, reseller: Reseller | None, name: str, email: str = "", language: str = Language.FRENCH,
+    acting_user: Seat | None,
 ) -> Customer:
     locked = lock_reseller(reseller.pk if reseller else None)
     check_customer_pool(locked)
-    customer = Customer.objects.create(reseller=locked, name=name.strip(), email=email.strip())
+    if language not in Language.values:
+        raise ValidationError(_("Unknown language."), code="language")
+    customer = Customer.objects.create(reseller=locked, name=name.strip(), email=email.strip(), language=language)
     audit.record(acting_user, Action.CUSTOMER_CREATE, customer)
     return customer
 
@@ -81,7 +84,8 @@ def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
 
 @transaction.atomic
 def customer_update(*, customer: Customer, name: str, email: str = "", acting_user: Seat | None) -> Customer:
-    """Rename a customer or change its contact address (its reseller never changes)."""
+    """Rename a customer or change its contact address (its reseller never changes; its language:
+    provisioning.customers.customer_set_language, which reaches its domains' hosts)."""
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     changed = _assign(locked, {"name": name.strip(), "email": email.strip()})
     if not changed:

@@ -21,20 +21,37 @@ from django.utils.translation import gettext_lazy as _
 from hosting import audit
 from hosting.access import visible
 from hosting.admin import ALL, VIEW, ReadOnlyAdmin, ServiceForm, TenantAdmin
+from hosting.admin import CustomerAdmin as HostingCustomerAdmin
 from hosting.audit import Action
-from hosting.models import Domain, Pack
+from hosting.models import Customer, Domain, Pack
 from hosting.roles import Role, role_of
 from hosting.services import pack_create, pack_update
 from hosting.validators import DOMAIN_TYPED_HELP, DOMAIN_TYPED_MAX, normalize_hosted_domain
 from mail.accounts import domain_create_with_accounts
 from mail.services import PreparedPassword, prepare_password
 from mail.validators import check_new_password
+from provisioning.customers import customer_set_language
 from provisioning.domains import domain_delete, domain_verify, pack_move
 from provisioning.models import DomainMove, DomainSync, HostHealth, MailImport, sync_state_label
 from provisioning.revisions import retry
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations  # django-stubs' (a development requirement): types only
+
+
+admin.site.unregister(Customer)
+
+
+@admin.register(Customer)
+class CustomerAdmin(HostingCustomerAdmin):
+    """hosting's customer page, whose change of language reaches the hosts of the customer's
+    domains (provisioning.customers, a floor above hosting)."""
+
+    def change_object(self, request: HttpRequest, obj: Customer, form: Any) -> None:
+        super().change_object(request, obj, form)
+        language = form.cleaned_data.get("language")
+        if language:  # not sent: kept
+            customer_set_language(customer=obj, language=language, acting_user=request.user)
 
 
 class PackForm(ServiceForm):

@@ -18,7 +18,7 @@ from typing import cast as typed
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from hosting.models import Domain
+from hosting.models import Domain, Language
 from lists import options
 from lists.models import ListMember, MailingList
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
@@ -49,6 +49,7 @@ def build(domain: Domain) -> contract.DomainDocument | contract.AliasDocument:
             "state": "present",
             "verified": domain.verified_at is not None,
             **_objects(domain, since=None),
+            "language": _language(domain),
         }
 
 
@@ -80,7 +81,14 @@ def build_delta(domain: Domain, base: int) -> contract.DomainDelta:
         "verified": domain.verified_at is not None,
         **_objects(domain, since=base),
         "removed": list(removed.values_list("name", flat=True)),
+        "language": _language(domain),  # every time: one value, a change travels with the next
     }
+
+
+def _language(domain: Domain) -> str:
+    """The language of the host's own mail to the domain's mailboxes: its customer's (one query)."""
+    language = Domain.objects.filter(pk=domain.pk).values_list("pack__customer__language", flat=True).first()
+    return language or Language.FRENCH
 
 
 class _Objects(TypedDict):

@@ -507,6 +507,19 @@ def _check_delta(document: contract.DomainDelta, current: tuple[int, int] | None
             raise RenderError(f"address used twice: {email} is a {held} here")
 
 
+# A domain's language (its customer's), as Dovecot's userdb hands it to the quota warning script
+# (mailhost.quota_warning: one word of its command line).
+LANGUAGES = ("fr", "en")
+
+
+def _language(document: Present | None) -> str | None:
+    """The document's `language` (None: absent, the host keeps its own); refused unless known."""
+    value = document.get("language") if document is not None else None
+    if value is not None and value not in LANGUAGES:
+        raise RenderError(f"unknown language: {value!r}")
+    return value
+
+
 def _apply(document: Own, cfg: HostConfig) -> Outcome:
     domain = render.domain_name(document["domain"])
     revision, state = document["revision"], document["state"]  # an int and a known state (contract)
@@ -515,6 +528,7 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
     present = None if document["state"] == "absent" else document
     delta = present if contract.is_delta(present) else None
     rows = render.rows(present) if present is not None else None  # checked even when not served
+    language = _language(present)  # checked before anything is written
     unproven = present is not None and present.get("verified", True) is False
     if unproven:
         rows = None  # nothing of it is stored but its name: see the module's doc
@@ -591,6 +605,11 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
                 "ON CONFLICT(domain) DO UPDATE SET active = excluded.active, revision = excluded.revision",
                 (domain, active, revision),
             )
+            if language is not None:
+                db.execute("INSERT INTO domain_languages(domain, language) VALUES (?, ?) "
+                           "ON CONFLICT(domain) DO UPDATE SET language = excluded.language", (domain, language))
+            elif present is None:
+                db.execute("DELETE FROM domain_languages WHERE domain = ?", (domain,))
             # The name is a domain of its own now (or gone): no longer an alias (its aliases' rows,
             # WHERE domain = this name, are theirs: untouched).
             was_alias_of = _target_of(db, domain)

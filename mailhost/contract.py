@@ -56,12 +56,17 @@ if TYPE_CHECKING:
 #    the domain whose addresses it answers for, and no objects of its own; always complete, never
 #    a delta). An agent of format 4 would refuse `alias_of` as unknown; were it read as a domain
 #    without objects, every address of the alias would bounce instead of reaching its target.
-FORMAT = 5
-# What this agent reads: the documents of formats 1 to 4 are read as format 5's (so agents can be
-# upgraded before the panel); a delta says format 2 or later, `alias_of` format 5 or later.
-READS = (1, 2, 3, 4, 5)
+# 6: a present domain's `language` (its customer's: the host's quota warnings, in that language),
+#    which an agent of format 5 would refuse as unknown. Absent (formats 1 to 5): the host keeps
+#    the one it has (none: English).
+FORMAT = 6
+# What this agent reads: the documents of formats 1 to 5 are read as format 6's (so agents can be
+# upgraded before the panel); a delta says format 2 or later, `alias_of` format 5 or later,
+# `language` format 6 or later.
+READS = (1, 2, 3, 4, 5, 6)
 FIRST_DELTA_FORMAT = 2
 FIRST_ALIAS_FORMAT = 5
+FIRST_LANGUAGE_FORMAT = 6  # a present domain's `language`
 
 # Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
 PANEL_QUEUE = "panel"
@@ -236,6 +241,9 @@ class PresentDomain(TypedDict):
     robots: NotRequired[list[Robot]]
     catchall: NotRequired[CatchAll | None]  # absent: bounce (a delta: left as it is)
     lists: NotRequired[list[MailingList]]
+    # Format 6: the language of the customer's mail from the host (fr, en: quota warnings); absent:
+    # the host keeps the one it has (none: English).
+    language: NotRequired[str]
 
 
 # What a domain document may carry beside its identity: an alias domain's document holds none of it.
@@ -655,6 +663,9 @@ def check_document(document: object, *, complete: bool = False) -> Document:
             raise DocumentError(f"an alias domain has no objects of its own and travels whole: "
                                 f"{', '.join(objects)} refused")
         return check(document, AliasDocument, complete=complete)
+    if "language" in document and version < FIRST_LANGUAGE_FORMAT:
+        raise DocumentError(f"language: unknown in format {version} (a domain's language is format "
+                            f"{FIRST_LANGUAGE_FORMAT} or later)")
     if is_delta(document):
         return check(document, DomainDelta, complete=complete)
     return check(document, DomainDocument, complete=complete)

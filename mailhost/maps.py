@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 4  # 2: the table `names`; 3: `renames`; 4: `alias_domains` (each created by the agent's start)
+SCHEMA_VERSION = 5  # 2: the table `names`; 3: `renames`; 4: `alias_domains` (each created by the agent's start)
+# 5: `domain_languages`
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -21,6 +22,10 @@ CREATE TABLE IF NOT EXISTS domains (
     active   INTEGER NOT NULL DEFAULT 1,   -- 1 served (vdomains), 2 not yet proven its customer's: not
                                            -- served, nothing stored but this row (mailhost.apply); 0 absent
     revision INTEGER NOT NULL              -- the panel's revision applied here
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS domain_languages (  -- the language of the host's own mail to a domain's
+    domain   TEXT PRIMARY KEY,            -- mailboxes (its customer's: mailhost.quota_warning); none:
+    language TEXT NOT NULL                 -- English. 'fr' or 'en' (mailhost.apply.LANGUAGES)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mailboxes (
     email         TEXT PRIMARY KEY,        -- local@domain, lower-case
@@ -143,12 +148,16 @@ DOVECOT_AUTH_QUERY = (
 # Sieve's vacation otherwise answers only mail whose To/Cc names the robot's own address, and mail
 # to info@alias reaches info@target without that name (Postfix's LMTP passes no ORCPT to Dovecot,
 # which announces no DSN). Its other checks stay (no reply to lists, to automatic mail).
+# `panel_language` (the domain's, a plugin setting nothing reads) is what Dovecot's quota_warning
+# passes to mailhost.quota_warning as %{userdb:panel_language}.
 DOVECOT_USER_QUERY = (
     "SELECT m.home AS home, 'mail' AS uid, 'mail' AS gid, '*:bytes=' || m.quota_bytes AS quota_rule, "
-    "m.sieve AS sieve, CASE m.password_hash WHEN '!' THEN 'yes' ELSE 'no' END AS sieve_vacation_dont_check_recipient "
+    "m.sieve AS sieve, CASE m.password_hash WHEN '!' THEN 'yes' ELSE 'no' END AS sieve_vacation_dont_check_recipient, "
+    "(SELECT l.language FROM domain_languages l WHERE l.domain = m.domain) AS panel_language "
     "FROM mailboxes m WHERE m.email = '%Lu' AND m.active = 1 "
     "UNION ALL SELECT m.home AS home, 'mail' AS uid, 'mail' AS gid, '*:bytes=' || m.quota_bytes AS quota_rule, "
-    "m.sieve AS sieve, CASE m.password_hash WHEN '!' THEN 'yes' ELSE 'no' END AS sieve_vacation_dont_check_recipient "
+    "m.sieve AS sieve, CASE m.password_hash WHEN '!' THEN 'yes' ELSE 'no' END AS sieve_vacation_dont_check_recipient, "
+    "(SELECT l.language FROM domain_languages l WHERE l.domain = a.domain) AS panel_language "
     "FROM alias_domains a "
     "JOIN domains s ON s.domain=a.alias AND s.active=1 JOIN domains t ON t.domain=a.domain AND t.active=1 "
     "JOIN mailboxes m ON m.email = '%Ln@' || a.domain WHERE a.alias = '%Ld' AND m.active = 1"

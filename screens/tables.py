@@ -30,6 +30,7 @@ from hosting.models import AuditEvent, Pack, PackUsage
 from hosting.usage import usage_label
 from lists.models import ListMember, MailingList
 from mail.models import Forward, Mailbox, Robot
+from mailhost import quota_warning
 from screens.forms.lists import TEXT_LABELS
 
 if TYPE_CHECKING:
@@ -244,6 +245,10 @@ def row_url(name: str, domain_pk: int) -> str:
     return reverse(name, args=[domain_pk, _PK]).replace(str(_PK), "{}")
 
 
+# A mailbox "near full" on the list of POP accounts: from the host's first quota warning on.
+NEAR_FULL_PERCENT = min(quota_warning.WARN_PERCENTS)
+
+
 def quota_label(used_bytes: int, quota_mb: int) -> str:
     """QmailAdmin's "Utilisé / Quota (Mo)": "0.05 / 100", or "0.05 / illimité"."""
     used = f"{used_bytes / MB:.2f}"
@@ -280,7 +285,7 @@ class MailboxTable(PanelTable):
         # written with f-strings and `escape_html`, as `format_html` would, at a fraction of its cost).
         self.words = {key: escape_html(str(word)) for key, word in (
             ("disabled", _("disabled")), ("space used", _("space used")), ("Modify", _("Modify")),
-            ("Delete", _("Delete")))}
+            ("Delete", _("Delete")), ("near full", _("near full")))}
 
     def render_account(self, record: Mailbox) -> SafeString:
         disabled = f' <span class="badge">{self.words["disabled"]}</span>' if not record.enabled else ""
@@ -295,8 +300,11 @@ class MailboxTable(PanelTable):
         if not record.quota_mb:
             return SafeString(label)
         percent = min(100, round(100 * record.quota_used_bytes / (record.quota_mb * MB)))
+        # The same test as the "near full" filter (views.mailboxes.only_near_full), in integers.
+        near_full = record.quota_used_bytes * 100 >= record.quota_mb * MB * NEAR_FULL_PERCENT
+        badge = f' <span class="badge near-full">{self.words["near full"]}</span>' if near_full else ""
         return SafeString(f'{label} <meter min="0" max="100" value="{percent}" '
-                          f'aria-label="{self.words["space used"]}">{percent} %</meter>')
+                          f'aria-label="{self.words["space used"]}">{percent} %</meter>{badge}')
 
     def render_modify(self, record: Mailbox) -> SafeString:
         return SafeString(f'<a href="{self.modify_url.format(record.pk)}">{self.words["Modify"]}</a>')

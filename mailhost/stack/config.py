@@ -70,6 +70,12 @@ class MailPaths:
         return self.postfix_dir / "mailpanel-list-pipe.py"
 
     @property
+    def quota_warning_script(self) -> Path:
+        """A copy of `mailhost.quota_warning` beside Dovecot's config, which Dovecot's quota-warning
+        service runs as user mail (who may not read the agent's own files, like the list pipes)."""
+        return self.dovecot_dir / "mailpanel-quota-warning.py"
+
+    @property
     def dovecot_conf(self) -> Path:
         return self.dovecot_dir / "dovecot.conf"
 

@@ -185,6 +185,7 @@ def write_layout(config: StackConfig) -> None:
     make_dir(config.dovecot_run, 0o755)
     make_dir(config.dovecot_state, 0o750)
     write_file(config.dovecot_conf, templates.dovecot_conf(config))
+    write_file(config.quota_warning_script, templates.quota_warning_script(), 0o755)
     write_file(config.dovecot_sql_conf, templates.dovecot_sql_conf(config), 0o640, "root", "dovecot")
     write_file(config.doveadm_password_file, doveadm_password(config), 0o600)
 

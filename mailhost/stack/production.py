@@ -44,6 +44,7 @@ def production_files(config: HostConfig, password: str) -> list[ConfigFile]:
         files.append(ConfigFile(config.postfix_maps_dir / f"{name}.cf", text, 0o640, group="postfix"))
     files += [
         ConfigFile(config.dovecot_conf, templates.dovecot_conf(config)),
+        ConfigFile(config.quota_warning_script, templates.quota_warning_script(), 0o755),
         ConfigFile(config.dovecot_sql_conf, templates.dovecot_sql_conf(config), 0o640, "root", "dovecot"),
         ConfigFile(config.doveadm_password_file, password + "\n", 0o600, secret=True),
     ]

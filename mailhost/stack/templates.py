@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailhost import list_pipe, migrate
+from mailhost import list_pipe, migrate, quota_warning
 from mailhost.maps import DOVECOT_AUTH_QUERY, DOVECOT_ITERATE_QUERY, DOVECOT_USER_QUERY, POSTFIX_QUERIES
 from mailhost.stack.config import (
     HOST,
@@ -22,6 +22,12 @@ from mailhost.stack.config import (
     StackConfig,
     system_uid,
 )
+
+
+def quota_warning_script() -> str:
+    """What Dovecot's quota-warning service runs as user mail (stdlib only; copied to
+    `config.quota_warning_script`): one warning mail through Dovecot's LDA."""
+    return Path(quota_warning.__file__).read_text(encoding="utf-8")
 
 
 def list_pipe_script() -> str:
@@ -367,6 +373,16 @@ service doveadm {{
     port = {config.doveadm_port}
   }}
 }}
+# A mailbox crossing 80 % or 95 % of its quota gets one warning mail (mailhost.quota_warning),
+# in its language (the userdb's panel_language); run as user mail, its LDA reads this config.
+service quota-warning {{
+  executable = script {SYSTEM_PYTHON} -I {config.quota_warning_script} {config.dovecot_conf}
+  user = mail
+  unix_listener quota-warning {{
+    user = mail
+    mode = 0600
+  }}
+}}
 service quota-status {{
   executable = quota-status -p postfix
   inet_listener {{
@@ -389,11 +405,22 @@ plugin {{
   quota_status_success = DUNNO
   quota_status_nouser = DUNNO
   quota_status_overquota = "552 5.2.2 Mailbox is full"
-  # the userdb field 'sieve' (absolute path of the active script) overrides this; NULL = none
+{_quota_warnings()}  # the userdb field 'sieve' (absolute path of the active script) overrides this; NULL = none
   sieve_extensions = +vacation-seconds
   sieve_vacation_min_period = 0
 }}
 """
+
+
+def _quota_warnings() -> str:
+    """One quota_warning a threshold, highest first (Dovecot runs only the first a delivery crosses):
+    `storage=P%% quota-warning P %u RULE LANGUAGE` (the script's arguments after its own two)."""
+    lines = ["  # Highest first: a delivery that crosses both warns once, with the higher."]
+    for n, percent in enumerate(quota_warning.WARN_PERCENTS, start=1):
+        name = "quota_warning" + (str(n) if n > 1 else "")
+        lines.append(f"  {name} = storage={percent}%% quota-warning {percent} %u "
+                     "%{userdb:quota_rule} %{userdb:panel_language}")
+    return "\n".join(lines) + "\n"
 
 
 def dovecot_sql_conf(config: MailConfig) -> str:

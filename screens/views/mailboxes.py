@@ -11,7 +11,7 @@ from functools import partial
 from typing import TypeVar
 
 from django.contrib import messages
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -27,7 +27,7 @@ from mail.models import CatchAll, CatchAllMode, Mailbox, Routing, folded
 from screens.forms.domain import MailboxDeleteForm, MailboxModifyForm, RenameForm
 from screens.forms.lists import MailboxWithListsForm
 from screens.kit import DomainContext, Field, apply_changes, domain_screen
-from screens.tables import MailboxTable
+from screens.tables import MB, NEAR_FULL_PERCENT, MailboxTable
 
 Rows = TypeVar("Rows", bound=QuerySet)
 
@@ -53,6 +53,13 @@ def starting_with(rows: Rows, letter: str) -> Rows:
     return rows.filter(local_part__lt=INDEX[following]) if following < len(INDEX) else rows
 
 
+def only_near_full(rows: Rows) -> Rows:
+    """The mailboxes with a quota that use NEAR_FULL_PERCENT of it or more (the host's first quota
+    warning: mailhost.quota_warning), in integers: used * 100 >= quota_mb * MB * percent."""
+    return rows.alias(used_100=F("quota_used_bytes") * 100).filter(
+        quota_mb__gt=0, used_100__gte=F("quota_mb") * (MB * NEAR_FULL_PERCENT))
+
+
 @domain_screen
 def mailbox_list(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
     rows = Mailbox.objects.visible_to(ctx.seat).filter(domain=ctx.domain).only(*LIST_COLUMNS).order_by("local_part")
@@ -62,16 +69,21 @@ def mailbox_list(request: HttpRequest, ctx: DomainContext) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     if query:
         rows = rows.filter(search_name__contains=folded(query))
+    near_full = request.GET.get("full") == "1"
+    if near_full:
+        rows = only_near_full(rows)
     catchall = CatchAll.objects.visible_to(ctx.seat).filter(domain=ctx.domain).first()
     local = catchall.target if catchall is not None and catchall.mode == CatchAllMode.MAILBOX else None
     feature = ctx.feature("mailboxes")
-    every = not (len(letter) == 1 and letter in INDEX) and not query  # then the pack's count has the domain's
+    # Then the pack's count has the domain's.
+    every = not (len(letter) == 1 and letter in INDEX) and not query and not near_full
     table = MailboxTable(rows, domain_pk=ctx.domain.pk, catchall_local=local,
                          count=feature.by_domain.get(ctx.domain.pk, 0) if every else None)
     RequestConfig(request, paginate={"per_page": 50}).configure(table)
     return render(request, "mail/mailbox_list.html", ctx.page(
         table=table, feature=feature, index=INDEX, letter=letter, query=query,
-        catchall_status=catchall_status(catchall), may_set_catchall=True,
+        catchall_status=catchall_status(catchall), may_set_catchall=True, near_full=near_full,
+        near_full_percent=NEAR_FULL_PERCENT,
     ))
 
 
