@@ -34,6 +34,9 @@ class Action(StrEnum):
     ALIAS_DOMAIN_CREATE = "domain.alias_create"  # an alias domain of the target domain named in the detail
     ALIAS_DOMAIN_DELETE = "domain.alias_delete"
     DOMAIN_VERIFY = "domain.verify"  # proven the customer's (DNS, its parent, or by hand): served from now
+    DKIM_KEY_CREATE = "dkim.create"  # the domain's first DKIM key, signing at once (selector in the detail)
+    DKIM_ROTATE = "dkim.rotate"  # a new key published beside the signing one (selector in the detail)
+    DKIM_ACTIVATE = "dkim.activate"  # the new key's record seen in DNS: it signs, the old one is retired
     MAILBOX_CREATE = "mailbox.create"
     MAILBOX_DELETE = "mailbox.delete"
     MAILBOX_SET_PASSWORD = "mailbox.set_password"  # noqa: S105 (an action name, not a password)

@@ -23,6 +23,9 @@ from hosting.validators import domain_to_unicode
 
 # Every action's label, keyed by its value (`Action` member values; tests check that none lacks one).
 ACTION_LABELS: dict[str, Any] = {
+    "dkim.create": gettext_lazy("DKIM key created"),
+    "dkim.rotate": gettext_lazy("DKIM key rotation started"),
+    "dkim.activate": gettext_lazy("New DKIM key signing"),
     "customer.create": gettext_lazy("Customer created"),
     "customer.change": gettext_lazy("Customer changed"),
     "customer.delete": gettext_lazy("Customer deleted"),

@@ -12,13 +12,15 @@ carries the revision of its last change (`Mailbox.revision`, ...) and every dele
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, TypedDict
 from typing import cast as typed
 
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from hosting.models import Domain, Language
+from hosting import dkim
+from hosting.models import DkimKey, DkimKeyState, Domain, Language
 from lists import options
 from lists.models import ListMember, MailingList
 from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
@@ -26,6 +28,8 @@ from mailhost import contract
 from mailhost.contract import FORMAT
 from mailhost.memory import cycle_collector_paused
 from provisioning.models import RemovedName
+
+log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 HOUR = 3600  # seconds
@@ -49,6 +53,7 @@ def build(domain: Domain) -> contract.DomainDocument | contract.AliasDocument:
             "state": "present",
             "verified": domain.verified_at is not None,
             **_objects(domain, since=None),
+            **_dkim(domain),
             "language": _language(domain),
         }
 
@@ -81,6 +86,7 @@ def build_delta(domain: Domain, base: int) -> contract.DomainDelta:
         "verified": domain.verified_at is not None,
         **_objects(domain, since=base),
         "removed": list(removed.values_list("name", flat=True)),
+        **_dkim(domain),  # every time: one row, and a key switched travels with the next change
         "language": _language(domain),  # every time: one value, a change travels with the next
     }
 
@@ -89,6 +95,26 @@ def _language(domain: Domain) -> str:
     """The language of the host's own mail to the domain's mailboxes: its customer's (one query)."""
     language = Domain.objects.filter(pk=domain.pk).values_list("pack__customer__language", flat=True).first()
     return language or Language.FRENCH
+
+
+class _DkimPart(TypedDict, total=False):
+    dkim: contract.Dkim | None
+
+
+def _dkim(domain: Domain) -> _DkimPart:
+    """The key the host signs the domain's mail with (its ACTIVE one), unsealed: the only place the
+    private key leaves the panel's database; None: no key yet (the host signs nothing for it).
+    A key this panel cannot unseal (its DKIM_SEAL_KEY / SECRET_KEY changed) is logged and left
+    out: the host keeps the key it has, and the domain's other changes still reach it."""
+    key = DkimKey.objects.filter(domain=domain, state=DkimKeyState.ACTIVE).only(
+        "selector", "sealed_private_key").first()
+    if key is None:
+        return {"dkim": None}
+    try:
+        return {"dkim": {"selector": key.selector, "private_key": dkim.unseal(key.sealed_private_key)}}
+    except dkim.SealBroken as error:
+        log.error("domain %s: DKIM key %s not sent: %s", domain.name, key.selector, error)
+        return {}
 
 
 class _Objects(TypedDict):

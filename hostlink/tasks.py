@@ -9,9 +9,10 @@ from typing import Any
 
 from celery import shared_task
 
+from hosting.models import Domain
 from hostlink import mailimport, moves, push, reports
 from mailhost import contract
-from provisioning import domains
+from provisioning import dkim, domains
 
 
 @shared_task(name=contract.PUSH_DOMAIN, acks_late=True, autoretry_for=(Exception,),
@@ -64,3 +65,17 @@ def reconcile() -> int:
 def check_unproven() -> int:
     """The background check of the domains not yet proven (Celery beat)."""
     return domains.check_unproven()
+
+
+@shared_task(name=dkim.ENSURE_TASK)
+def dkim_ensure(domain_id: int) -> None:
+    """A new domain's DKIM key (bulk queue: the RSA key takes a fraction of a second of CPU)."""
+    domain = Domain.objects.filter(pk=domain_id).first()
+    if domain is not None:
+        dkim.dkim_key_ensure(domain)
+
+
+@shared_task(name=dkim.MAINTAIN_TASK)
+def dkim_maintain() -> int:
+    """The beat's DKIM pass: keys whose new record was seen switched, missing keys made."""
+    return dkim.dkim_maintain()

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mailhost import contract, list_members, lists, maps, migrate, render
+from mailhost import contract, dkim, list_members, lists, maps, migrate, render
 from mailhost.layout import RootLayout
 from mailhost.memory import cycle_collector_paused
 from mailhost.render import RenderError
@@ -528,6 +528,7 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
     present = None if document["state"] == "absent" else document
     delta = present if contract.is_delta(present) else None
     rows = render.rows(present) if present is not None else None  # checked even when not served
+    key = dkim.wanted(document)  # checked before anything is written
     language = _language(present)  # checked before anything is written
     unproven = present is not None and present.get("verified", True) is False
     if unproven:
@@ -544,7 +545,9 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
             return Outcome(domain, revision, state, applied=False)
         if current and current[0] == revision:
             # Delivered again (a worker may have died after the commit): finish the sweeps only.
-            return _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
+            outcome = _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
+            dkim.sync(cfg, db, domain, key)
+            return outcome
         touched: set[str] | None = None  # a delta's local parts; None: the whole domain
         if delta is not None and unproven:
             # Applies on an unproven domain only (a served one would keep rows the delta omits).
@@ -637,6 +640,7 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
             outcome.removed_homes = _sweep_homes(cfg, domain, keep, only=None if touched is None else touched - keep)
         _sync_lists(cfg, db, domain, document)
         _readdress_lists(cfg, db, was_alias_of)
+        dkim.sync(cfg, db, domain, key)
         return outcome
     finally:
         db.close()
@@ -668,6 +672,7 @@ def _apply_alias(document: contract.AliasDocument, cfg: HostConfig) -> Outcome:
         if current and current[0] == revision:  # delivered again: finish what a crash may have left
             outcome = _finish(cfg, db, domain, Outcome(domain, revision, "present", applied=False), document)
             _readdress_lists(cfg, db, {target})
+            dkim.sync(cfg, db, domain, dkim.Wanted(keep=False))
             return outcome
         old = _read(db, domain)
         db.execute("BEGIN IMMEDIATE")
@@ -702,6 +707,7 @@ def _apply_alias(document: contract.AliasDocument, cfg: HostConfig) -> Outcome:
             outcome.removed_homes = _sweep_homes(cfg, domain, set())
         _sync_lists(cfg, db, domain, document)
         _readdress_lists(cfg, db, {target, *previous})
+        dkim.sync(cfg, db, domain, dkim.Wanted(keep=False))  # signs with its target's key; none of its own
         return outcome
     finally:
         db.close()

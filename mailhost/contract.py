@@ -59,13 +59,17 @@ if TYPE_CHECKING:
 # 6: a present domain's `language` (its customer's: the host's quota warnings, in that language),
 #    which an agent of format 5 would refuse as unknown. Absent (formats 1 to 5): the host keeps
 #    the one it has (none: English).
+#    And a present domain's `dkim` (the selector and private key its host signs its mail with, or
+#    null: none), which an agent of format 5 would refuse as unknown. Absent (formats 1 to 5, or a
+#    delta): the key the host has is left as it is. An alias domain signs with its target's key.
 FORMAT = 6
 # What this agent reads: the documents of formats 1 to 5 are read as format 6's (so agents can be
 # upgraded before the panel); a delta says format 2 or later, `alias_of` format 5 or later,
-# `language` format 6 or later.
+# `language` and `dkim` format 6 or later.
 READS = (1, 2, 3, 4, 5, 6)
 FIRST_DELTA_FORMAT = 2
 FIRST_ALIAS_FORMAT = 5
+FIRST_DKIM_FORMAT = 6
 FIRST_LANGUAGE_FORMAT = 6  # a present domain's `language`
 
 # Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
@@ -225,6 +229,14 @@ class MailingList(TypedDict):
     nomail_subscribers: NotRequired[list[str]]  # format 4: subscribed without mail (may post)
 
 
+class Dkim(TypedDict):
+    """The key a domain's mail is signed with (format 6): the agent checks the selector (one DNS
+    label) and the key (an RSA private key in PEM) before writing them for rspamd."""
+
+    selector: str
+    private_key: str  # PEM (PKCS#8 or PKCS#1): a secret, written only to a root/_rspamd file 0640
+
+
 class PresentDomain(TypedDict):
     """What both documents of a present domain carry: the domain's objects, each complete."""
 
@@ -241,6 +253,7 @@ class PresentDomain(TypedDict):
     robots: NotRequired[list[Robot]]
     catchall: NotRequired[CatchAll | None]  # absent: bounce (a delta: left as it is)
     lists: NotRequired[list[MailingList]]
+    dkim: NotRequired[Dkim | None]  # format 6; absent: the host's key left as it is, null: none
     # Format 6: the language of the customer's mail from the host (fr, en: quota warnings); absent:
     # the host keeps the one it has (none: English).
     language: NotRequired[str]
@@ -663,6 +676,9 @@ def check_document(document: object, *, complete: bool = False) -> Document:
             raise DocumentError(f"an alias domain has no objects of its own and travels whole: "
                                 f"{', '.join(objects)} refused")
         return check(document, AliasDocument, complete=complete)
+    if "dkim" in document and version < FIRST_DKIM_FORMAT:
+        raise DocumentError(f"dkim: unknown in format {version} (a domain's DKIM key is format "
+                            f"{FIRST_DKIM_FORMAT} or later)")
     if "language" in document and version < FIRST_LANGUAGE_FORMAT:
         raise DocumentError(f"language: unknown in format {version} (a domain's language is format "
                             f"{FIRST_LANGUAGE_FORMAT} or later)")

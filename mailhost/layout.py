@@ -25,3 +25,8 @@ class RootLayout:
     @property
     def archive_root(self) -> Path:
         return self.root / "archive"
+
+    @property
+    def dkim_root(self) -> Path:
+        """The DKIM keys and rspamd's selector and path maps (mailhost.dkim)."""
+        return self.root / "dkim"

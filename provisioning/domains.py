@@ -26,6 +26,7 @@ from hosting.models import Domain, MailHost, Pack, VerifiedHow
 from hosting.roles import Seat
 from hosting.services import check_alias_domain_limits, check_domain_limits, lock_pack
 from hosting.validators import normalize_hosted_domain
+from provisioning import dkim
 from provisioning.models import DomainMove, DomainSync, RetiredDomain
 from provisioning.revisions import domain_changed, schedule_retired_push
 
@@ -108,6 +109,7 @@ def domain_create(*, pack: Pack, name: str, acting_user: Seat | None) -> Domain:
     domain = _create_row(pack=locked, name=ascii_name, revision=retired)
     domain_changed(domain)
     audit.record(acting_user, Action.DOMAIN_CREATE, domain)
+    transaction.on_commit(partial(dkim.enqueue_ensure, domain.pk))  # its DKIM key, made off the page's time
     if proven_parent:
         _mark_verified(domain, VerifiedHow.PARENT, acting_user)
     return domain

@@ -240,7 +240,7 @@ def test_the_panels_documents_have_the_contracts_shape(cast: Cast) -> None:
 def test_the_check_is_exact() -> None:
     """The shape is checked both ways: a missing key, an unknown key, a type that only looks right."""
     complete = a_document(verified=True, forwards=[], robots=[], lists=[], catchall={"mode": "bounce", "target": ""},
-                          language="fr")
+                          dkim=None, language="fr")
     complete["mailboxes"][0].update(routing="standard", forward_to=[], keep_copy=False, vacation=None, renamed_from="")
     contract.check_document(complete, complete=True)
     with pytest.raises(contract.DocumentError, match=r"^the document: missing catchall$"):

@@ -71,6 +71,7 @@ def host(folder: Path, monkeypatch: pytest.MonkeyPatch) -> HostConfig:
         tls_key=key,
         postfix_dir=folder / "etc" / "postfix",
         dovecot_dir=folder / "etc" / "dovecot",
+        rspamd_dir=folder / "etc" / "rspamd",
     )
 
 
@@ -79,6 +80,7 @@ def _cli_args(config: HostConfig) -> list[str]:
         "configure", "--root", str(config.root), "--hostname", config.hostname,
         "--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key),
         "--postfix-dir", str(config.postfix_dir), "--dovecot-dir", str(config.dovecot_dir),
+        "--rspamd-dir", str(config.rspamd_dir),
     ]
 
 
@@ -156,7 +158,7 @@ def test_postconf_and_doveconf_accept_the_written_files(host: HostConfig, capsys
 def test_the_operators_ports_listen_address_and_relay(host: HostConfig) -> None:
     config = HostConfig(**{
         **{name: getattr(host, name) for name in ("root", "hostname", "tls_cert", "tls_key", "postfix_dir",
-                                                  "dovecot_dir")},
+                                                  "dovecot_dir", "rspamd_dir")},
         "listen": "192.0.2.10", "relayhost": "[smtp.example.net]:587", "smtp_port": 2025,
         "imap_port": 1143, "imaps_port": 1993,
     })
@@ -227,6 +229,7 @@ def test_no_test_stack_piece_in_the_production_files(host: HostConfig) -> None:
         f"check_recipient_access proxy:sqlite:{host.postfix_maps_dir}/moving.cf, "
         f"check_recipient_access proxy:sqlite:{host.postfix_maps_dir}/disabled.cf, "
         "check_policy_service inet:127.0.0.1:12340",
+        "smtpd_milters = inet:127.0.0.1:11332",  # rspamd (DKIM), Debian's proxy worker
     ]
     outside_quota_status = dovecot.replace(_block(dovecot, "service quota-status"), "")
     assert [line for line in outside_quota_status.splitlines() if "127.0.0.1" in line] == [

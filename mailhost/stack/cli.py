@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     option("--tls-key", type=Path, required=True, help="its PEM private key")
     option("--postfix-dir", type=Path, default=defaults["postfix_dir"], help="config_directory (default %(default)s)")
     option("--dovecot-dir", type=Path, default=defaults["dovecot_dir"], help="Dovecot's folder (default %(default)s)")
+    option("--rspamd-dir", type=Path, default=defaults["rspamd_dir"],
+           help="rspamd's folder: local.d/dkim_signing.conf is written there (default %(default)s)")
+    option("--rspamd-port", type=int, default=defaults["rspamd_port"],
+           help="rspamd's milter (its proxy worker) on 127.0.0.1 (default %(default)s)")
     option("--listen", default=defaults["listen"],
            help="address(es) of the public listeners, comma-separated (default %(default)s: every IPv4 address)")
     option("--relayhost", default=defaults["relayhost"],
@@ -76,7 +80,7 @@ def _configure(args: argparse.Namespace) -> int:
     print("\n".join(f"wrote {path}" for path in written) or "nothing to change: every file is up to date")
     print(
         f"agent data under {config.root} (maps db {config.maps_db}); nothing was started.\n"
-        "Next: systemctl restart postfix dovecot, then start the agent with "
+        "Next: systemctl restart postfix dovecot rspamd, then start the agent with "
         f"MAILHOST_ROOT={config.root} MAILHOST_POSTFIX_DIR={config.postfix_dir} "
         f"MAILHOST_DOVECOT_CONF={config.dovecot_conf} MAILHOST_SMTP_PORT={config.smtp_port} (see README)."
     )

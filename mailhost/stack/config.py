@@ -28,7 +28,8 @@ SINK_UNSAFE = r"[^a-z0-9@._+-]"
 
 # Environment variables that override StackConfig fields in the CLI.
 ENV_PREFIX = "MAILSTACK_"
-PORT_FIELDS = ("smtp_port", "submission_port", "pop3_port", "imap_port", "quota_policy_port", "doveadm_port")
+PORT_FIELDS = ("smtp_port", "submission_port", "pop3_port", "imap_port", "quota_policy_port", "doveadm_port",
+               "rspamd_port")
 # The doveadm password (shared by every host a mailbox may move between): this variable, else
 # the file already under the root, else a new random one. Never in the repository.
 DOVEADM_PASSWORD_ENV = ENV_PREFIX + "DOVEADM_PASSWORD"
@@ -113,6 +114,7 @@ class StackConfig(MailPaths, RootLayout):
     quota_policy_port: int = 12340
     doveadm_port: int = 12424  # doveadm server (dsync of mailboxes between hosts), password-protected
     hostname: str = "mail.panel.test"
+    rspamd_port: int = 2332  # rspamd's milter (mailhost.stack.rspamd): DKIM signing
 
     def __post_init__(self) -> None:
         root = Path(self.root)
@@ -151,6 +153,7 @@ class StackConfig(MailPaths, RootLayout):
             "imap": self.imap_port,
             "quota-status": self.quota_policy_port,
             "doveadm": self.doveadm_port,
+            "rspamd": self.rspamd_port,
         }
 
     # --- data the agent and the tests use: maps_db, vmail_root, mlmmj_root from RootLayout ---
@@ -274,6 +277,8 @@ class HostConfig(MailPaths, RootLayout):
     postfix_queue: Path = Path("/var/spool/postfix")
     postfix_data: Path = Path("/var/lib/postfix")
     dovecot_run: Path = Path("/run/dovecot")
+    rspamd_dir: Path = Path("/etc/rspamd")  # Debian's rspamd: configure writes local.d/dkim_signing.conf
+    rspamd_port: int = 11332  # its proxy worker, Debian's milter on localhost (mailhost.stack.rspamd)
 
     production: ClassVar[bool] = True
 
@@ -300,6 +305,7 @@ class HostConfig(MailPaths, RootLayout):
             "imaps": self.imaps_port,
             "quota-status": self.quota_policy_port,
             "doveadm": self.doveadm_port,
+            "rspamd": self.rspamd_port,
         }
 
 

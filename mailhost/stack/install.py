@@ -27,6 +27,7 @@ PACKAGES = (
     "dovecot-sieve",
     "dovecot-sqlite",
     "mlmmj",
+    "rspamd",  # Postfix's milter: DKIM signing (mailhost.stack.rspamd)
 )
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
@@ -58,7 +59,7 @@ def _daemons_forbidden() -> Iterator[str]:
     def forbids() -> bool:
         if not os.access(POLICY_RC_D, os.X_OK):
             return False
-        for service in ("postfix", "dovecot"):
+        for service in ("postfix", "dovecot", "rspamd"):
             rc = subprocess.run([str(POLICY_RC_D), service, "start"], capture_output=True, check=False)  # noqa: S603
             if rc.returncode != 101:
                 return False

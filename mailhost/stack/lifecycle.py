@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mailhost import migrate
 from mailhost.maps import connect, create
-from mailhost.stack import templates
+from mailhost.stack import rspamd, templates
 from mailhost.stack.config import (
     DOVEADM_PASSWORD_ENV,
     DOVECONF,
@@ -155,6 +155,7 @@ def write_agent_data(config: StackConfig | HostConfig) -> None:
             side.chmod(0o660)
     make_dir(config.vmail_root, 0o750, "mail", "mail")
     make_dir(config.mlmmj_root, 0o755, "list", "list")
+    make_dir(config.dkim_root, 0o750, "root", rspamd.group())
 
 
 def write_layout(config: StackConfig) -> None:
@@ -189,6 +190,15 @@ def write_layout(config: StackConfig) -> None:
     write_file(config.dovecot_sql_conf, templates.dovecot_sql_conf(config), 0o640, "root", "dovecot")
     write_file(config.doveadm_password_file, doveadm_password(config), 0o600)
 
+    # rspamd (DKIM signing): its config under the root, its state and pid file its user's; the
+    # DKIM keys' folder root:_rspamd 0750 (mailhost.dkim writes the keys and maps in it).
+    for path, text in rspamd.stack_files(config).items():
+        make_dir(path.parent, 0o755)
+        write_file(path, text)
+    make_dir(rspamd.db_dir(config), 0o750, rspamd.RSPAMD_USER, rspamd.RSPAMD_USER)
+    make_dir(rspamd.run_dir(config), 0o750, rspamd.RSPAMD_USER, rspamd.RSPAMD_USER)
+    write_file(rspamd.log_file(config), "", 0o640, rspamd.RSPAMD_USER, rspamd.RSPAMD_USER)
+
     write_file(config.state_file, json.dumps(dataclasses.asdict(config), default=str, indent=2) + "\n")
 
 
@@ -206,11 +216,13 @@ def up(config: StackConfig) -> Stack:
     ensure_dev_null()
     if not status(config).stopped:
         down(config)
+    rspamd.stop(config)  # one left behind by a stack that died
     check_ports_free(config)
     write_layout(config)
 
     log = config.log_dir
     try:
+        rspamd.start(config)  # first: Postfix's milter answers before the first message
         doveconf = run([DOVECONF, "-c", str(config.dovecot_conf), "-n"], "Dovecot configuration")
         (log / "doveconf-n.txt").write_text(doveconf)
         with (
@@ -258,6 +270,7 @@ def down(config: StackConfig) -> None:
 
     Idempotent: nothing running is fine.
     """
+    rspamd.stop(config)
     masters = {"postfix": postfix_master_pid(config), "dovecot": dovecot_master_pid(config)}
     pids = [pid for pid in masters.values() if pid is not None]
     if not pids:

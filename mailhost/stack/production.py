@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mailhost.stack import templates
+from mailhost.stack import rspamd, templates
 from mailhost.stack.config import DOVECONF, HostConfig, StackError
 from mailhost.stack.lifecycle import doveadm_password, make_dir, make_root, write_agent_data, write_file
 from mailhost.stack.processes import run
@@ -48,6 +48,7 @@ def production_files(config: HostConfig, password: str) -> list[ConfigFile]:
         ConfigFile(config.dovecot_sql_conf, templates.dovecot_sql_conf(config), 0o640, "root", "dovecot"),
         ConfigFile(config.doveadm_password_file, password + "\n", 0o600, secret=True),
     ]
+    files += [ConfigFile(path, text) for path, text in rspamd.production_files(config).items()]
     return files
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mailhost import list_pipe, migrate, quota_warning
 from mailhost.maps import DOVECOT_AUTH_QUERY, DOVECOT_ITERATE_QUERY, DOVECOT_USER_QUERY, POSTFIX_QUERIES
+from mailhost.stack import rspamd as _rspamd
 from mailhost.stack.config import (
     HOST,
     SINK_UNSAFE,
@@ -135,6 +136,15 @@ def postfix_main_cf(config: MailConfig) -> str:
     else:
         # Outbound mail leaves through the relay the operator named, else straight to each MX.
         settings |= {"relayhost": config.relayhost}
+    settings |= {
+        # rspamd signs the hosted domains' mail (DKIM: mailhost.stack.rspamd): every smtpd (port 25,
+        # submission, the lists') and sendmail's pickup (robots, vacation replies); rspamd down,
+        # the mail goes on unsigned (never refused, never held).
+        "smtpd_milters": _rspamd.milter(config),
+        "non_smtpd_milters": "$smtpd_milters",
+        "milter_default_action": "accept",
+        "milter_protocol": "6",
+    }
     settings |= {
         "mlmmj_destination_recipient_limit": "1",
         # SASL (submission only) through Dovecot's auth socket.
