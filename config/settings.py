@@ -245,6 +245,9 @@ CELERY_TASK_ROUTES = {
     "mail.import_accounts": {"queue": contract.BULK_QUEUE},
     # The background DNS check of unproven domains (up to a minute when DNS is slow: hosting.dns).
     "provisioning.check_unproven": {"queue": contract.BULK_QUEUE},
+    # The DNS checks of every domain (MX, SPF, DKIM, DMARC: provisioning.dnscheck), beat and "Check now".
+    "provisioning.dns_check_due": {"queue": contract.BULK_QUEUE},
+    "provisioning.dns_check_domains": {"queue": contract.BULK_QUEUE},
     # DKIM keys made (RSA: a fraction of a second of CPU each) and switched (provisioning.dkim).
     "provisioning.dkim_ensure": {"queue": contract.BULK_QUEUE},
     "provisioning.dkim_maintain": {"queue": contract.BULK_QUEUE},
@@ -266,6 +269,12 @@ CELERY_BEAT_SCHEDULE = {
     # DKIM: a new key whose record is seen in DNS signs; a domain without a key gets one.
     "dkim-maintain": {"task": "provisioning.dkim_maintain", "schedule": env_int("DKIM_MAINTAIN_SECONDS", 60)},
 }
+# Each domain's DNS checks are run again when older than this (provisioning.dnscheck); the beat
+# looks for the ones due every minute, each run bounded (25 s, twice its share of the domains).
+DNS_CHECK_SECONDS = env_int("DNS_CHECK_SECONDS", 3600)
+# Domains checked at once (threads waiting for DNS answers, not CPU: BENCHMARKS.md).
+DNS_CHECK_THREADS = env_int("DNS_CHECK_THREADS", 32)
+CELERY_BEAT_SCHEDULE["dns-checks"] = {"task": "provisioning.dns_check_due", "schedule": 60}
 # The DNS servers the panel asks (a domain's ownership proof: hosting/dns.py): "ADDRESS[:PORT]",
 # several separated by commas; empty: the system's (/etc/resolv.conf).
 DNS_RESOLVER = env_str("DNS_RESOLVER", "")

@@ -4,8 +4,9 @@ A small reusable layer over dnspython: one resolver built from the setting ("127
 separated by commas; empty: the system's, /etc/resolv.conf), short timeouts, every lookup bounded
 (`LIFETIME` seconds in all, whatever the number of servers and retries), and every failure turned
 into `LookupFailed` with a short sentence of what was found, fit for a page and a log. The ownership
-check of a domain uses it (`provisioning.domains.domain_check_ownership`); the MX/SPF/DKIM/DMARC
-checks of a later issue are meant to use the same functions.
+check of a domain uses it (`provisioning.domains.domain_check_ownership`), and so do the MX, SPF,
+DKIM and DMARC checks (`hosting.dnscheck`), which tell a name that does not exist (`NoSuchName`)
+from a server that did not answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import dns.resolver
 from django.conf import settings
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.TXT import TXT
+from dns.rdtypes.IN.A import A
+from dns.rdtypes.IN.AAAA import AAAA
 
 TIMEOUT = 2.0  # seconds per server asked
 LIFETIME = 2.0  # seconds for one lookup in all (retries and servers included)
@@ -26,6 +29,11 @@ MAX_ANSWERS = 50  # records read from one answer: a hostile zone cannot make a c
 
 class LookupFailed(Exception):  # noqa: N818 - what callers catch: "the lookup failed"
     """A lookup that gave no usable answer (timeout, no such name, server failure)."""
+
+
+class NoSuchName(LookupFailed):
+    """The name does not exist (NXDOMAIN): an answer, unlike a timeout (the DNS checks tell a
+    missing `_dmarc` record from a server that did not answer)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def _answer(name: str, rdtype: str, using: dns.resolver.Resolver | None) -> list
     try:
         answer = (using or resolver()).resolve(name, rdtype, search=False, raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
-        raise LookupFailed(f"{name}: no such name") from None
+        raise NoSuchName(f"{name}: no such name") from None
     except dns.resolver.LifetimeTimeout:
         raise LookupFailed(f"{name} {rdtype}: no answer within {LIFETIME:g} s") from None
     except dns.resolver.NoNameservers:
@@ -92,10 +100,22 @@ def txt_records(name: str, *, using: dns.resolver.Resolver | None = None) -> lis
             if isinstance(record, TXT)]
 
 
+def mx_records(name: str, *, using: dns.resolver.Resolver | None = None) -> list[tuple[int, str]]:
+    """The MX records of `name` as (preference, target), the target lower-case without the final
+    dot, by preference; [] when none."""
+    records = sorted((r for r in _answer(name, "MX", using) if isinstance(r, MX)), key=lambda record: record.preference)
+    return [(record.preference, record.exchange.to_text(omit_final_dot=True).lower()) for record in records]
+
+
 def mx_hosts(name: str, *, using: dns.resolver.Resolver | None = None) -> list[str]:
     """The MX targets of `name`, lower-case without the final dot, by preference; [] when none."""
-    records = sorted((r for r in _answer(name, "MX", using) if isinstance(r, MX)), key=lambda record: record.preference)
-    return [record.exchange.to_text(omit_final_dot=True).lower() for record in records]
+    return [host for _preference, host in mx_records(name, using=using)]
+
+
+def addresses(name: str, *, using: dns.resolver.Resolver | None = None) -> list[str]:
+    """The IPv4 then IPv6 addresses of `name` (A, then AAAA); [] when it has none."""
+    found = [record.to_text() for record in _answer(name, "A", using) if isinstance(record, A)]
+    return found + [record.to_text() for record in _answer(name, "AAAA", using) if isinstance(record, AAAA)]
 
 
 def same_host(a: str, b: str) -> bool:

@@ -267,3 +267,31 @@ class MailImport(models.Model):
     def errors(self) -> dict[str, str]:
         """address → error, for the mailboxes whose import failed at the last run."""
         return {str(r.get("address")): str(r["error"]) for r in self.results if isinstance(r, dict) and r.get("error")}
+
+
+class DnsCheck(models.Model):
+    """The last DNS check of a domain (MX, SPF, DKIM, DMARC: `hosting.dnscheck`), written by
+    `provisioning.dnscheck` from the bulk worker (Celery beat, and "Check now"). `results` has the
+    fixed shape of `hosting.dnscheck.Outcome.results`: {"format": 1, "checks": [{"kind", "status",
+    "reason", "selector", "found", "publish": [{"name", "type", "value"}]}]}."""
+
+    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, primary_key=True, related_name="dns_check",
+                                  verbose_name=_("domain"))
+    checked_at = models.DateTimeField(_("last DNS check"), null=True, blank=True, db_index=True)
+    results = models.JSONField(_("results"), default=dict, blank=True)
+    # When "Check now" last queued a check (at most one per dnscheck.ASK_AGAIN_AFTER).
+    requested_at = models.DateTimeField(_("check asked"), null=True, blank=True)
+
+    objects = DomainChildQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("DNS check")
+        verbose_name_plural = _("DNS checks")
+
+    def __str__(self) -> str:
+        return str(self.domain)
+
+    @property
+    def pending(self) -> bool:
+        """A check was asked and has not run since."""
+        return self.requested_at is not None and (self.checked_at is None or self.checked_at < self.requested_at)

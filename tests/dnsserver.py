@@ -55,9 +55,10 @@ class DnsServer:
         """The value of the DNS_RESOLVER setting that asks this server."""
         return f"{HOST}:{self.port}"
 
-    def publish(self, *, txt: dict[str, list[str]] | None = None, mx: dict[str, list[str]] | None = None) -> None:
+    def publish(self, *, txt: dict[str, list[str]] | None = None, mx: dict[str, list[str]] | None = None,
+                a: dict[str, list[str]] | None = None) -> None:
         """Serve exactly these records (every previous one is forgotten): TXT texts by name, MX
-        hosts by domain (preference in the order given)."""
+        hosts by domain (preference in the order given), A and AAAA addresses by name."""
         args = [
             DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
             "--no-poll", f"--port={self.port}", f"--listen-address={HOST}", "--bind-interfaces",
@@ -68,6 +69,8 @@ class DnsServer:
             args += [f"--txt-record={name},{text}" for text in texts]
         for domain, hosts in (mx or {}).items():
             args += [f"--mx-host={domain},{host},{10 * (i + 1)}" for i, host in enumerate(hosts)]
+        for name, found in (a or {}).items():
+            args += [f"--host-record={name},{address}" for address in found]
         self.stop()
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
         self._wait_ready()

@@ -144,6 +144,9 @@ PANEL: dict[str, Spec] = {
     # "Check now" of a proven domain: nothing to look up, back to the menu with a message.
     "screens:domain_check": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302,
                                  kwargs=lambda c: {"pk": c.a.domain.pk}),
+    # "Check the DNS records now": queued (never looked up in the request), back to the page.
+    "screens:dns_check": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=lambda c: {"pk": c.a.domain.pk}),
+    "screens:alias_dns_check": Spec(ok=MANAGERS_OF_A, method="post", ok_status=302, kwargs=of_alias_a),
     "screens:quick": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}, data={"name": "postmaster"},
                        ok_status=302),
     "screens:mailbox_modify": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk, "obj": c.mailbox_user.pk}),

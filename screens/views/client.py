@@ -74,7 +74,7 @@ def pack_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pack = get_pack_for_user(request.user, pk)
     # Its domains, each alias domain after the domain it is an alias of ("alias of X", counted apart).
     domains = (Domain.objects.visible_to(request.user).filter(pack=pack)
-               .select_related("sync", "pack__mail_host", "alias_of")
+               .select_related("sync", "pack__mail_host", "alias_of", "dns_check")
                .order_by(Coalesce("alias_of__name", "name"), F("alias_of").asc(nulls_first=True), "name"))
     return render(
         request,
