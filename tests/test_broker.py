@@ -60,9 +60,12 @@ def consume(url: str, options: dict[str, Any], received: Any, stop: Event) -> No
 
 
 def flood(url: str, options: dict[str, Any], count: int = COUNT, size: int = SIZE,
-          consumers: int = 2, timeout: float = 120) -> tuple[dict[int, str], list[tuple[int, str]]]:
+          consumers: int = 2, stall: float = 120,
+          ceiling: float = 1200) -> tuple[dict[int, str], list[tuple[int, str]]]:
     """Run the producer and the consumers in separate processes; return what was put (number →
-    checksum) and what was received, in order of arrival."""
+    checksum) and what was received, in order of arrival. It waits as long as messages keep being
+    put or received (a loaded machine is slow, not wrong): it gives up after `stall` seconds with
+    no progress, or `ceiling` seconds in all."""
     context = multiprocessing.get_context("spawn")
     checksums, received, stop = context.Queue(), context.Queue(), context.Event()
     with Connection(url, transport_options=options) as connection:  # the queue exists before anyone polls
@@ -73,14 +76,18 @@ def flood(url: str, options: dict[str, Any], count: int = COUNT, size: int = SIZ
         process.start()
     put: dict[int, str] = {}
     got: list[tuple[int, str]] = []
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    progress = started
     try:
-        while time.monotonic() < deadline and (len(got) < count or putter.is_alive()):
+        while time.monotonic() - progress < stall and time.monotonic() - started < ceiling \
+                and (len(got) < count or putter.is_alive()):
             while not checksums.empty():
                 number, checksum = checksums.get()
                 put[number] = checksum
+                progress = time.monotonic()
             try:
                 got.append(received.get(timeout=0.2))
+                progress = time.monotonic()
             except Exception:  # noqa: BLE001, S112 - queue.Empty: nothing this time
                 if not putter.is_alive() and not any(taker.is_alive() for taker in takers):
                     break
