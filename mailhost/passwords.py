@@ -16,7 +16,12 @@ from passlib.utils.handlers import GenericHandler
 
 SCHEME = "ARGON2ID"
 # Dovecot verifies argon2 with libsodium; p=1 is what libsodium produces and accepts everywhere.
-_hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
+# t=2, 19 MiB: OWASP's minimum for argon2id. Dovecot verifies the hash at every POP3/IMAP/SMTP
+# login (its auth cache verifies the cached hash again: no saving), so its cost is the mail host's:
+# about 50 ms of a core a POP3 login here instead of 210 ms with t=3, 64 MiB (bench/logins_bench.py,
+# BENCHMARKS.md, README "Logins the mail host can sustain"). Hashes made with other parameters
+# verify as they are and are made again with these at the mailbox's next login to the panel.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY = "{ARGON2ID}" + _hasher.hash("timing-equaliser")
 CRYPT_SCHEMES: dict[str, type[GenericHandler]] = {
     "SHA512-CRYPT": sha512_crypt, "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt,

@@ -96,6 +96,16 @@ def test_argon2id_hash_with_weaker_parameters_needs_upgrade():
     assert needs_upgrade(stored)
 
 
+def test_an_argon2id_hash_of_the_former_parameters_verifies_and_is_made_again():
+    """t=3, 64 MiB (before issue 18's login measurements): still a valid password, made again
+    with the current parameters at the next login to the panel."""
+    former = "{ARGON2ID}" + PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1).hash(SECRET)
+
+    assert verify_password(SECRET, former)
+    assert needs_upgrade(former)
+    assert "m=19456,t=2,p=1" in hash_password(SECRET)
+
+
 def test_mailbox_with_a_blf_crypt_hash_logs_in_and_is_upgraded_to_argon2id(cast):
     mailbox = MailboxFactory(domain=cast.a.domain, local_part="imported", password_hash=blf_crypt(SECRET))
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
