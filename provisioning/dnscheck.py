@@ -28,6 +28,7 @@ from config.celery import app as panel_app
 from hosting import dns, dnscheck
 from hosting.models import DkimKey, DkimKeyState, Domain
 from mailhost import contract
+from provisioning.dkim import dkim_activate_seen
 from provisioning.models import DnsCheck
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,13 @@ def store(checked: list[tuple[dnscheck.DomainFacts, dnscheck.Outcome]]) -> None:
         first_seen = list(DkimKey.objects.filter(pk__in=seen, dns_seen_at__isnull=True)
                           .values_list("domain_id", "state"))
         DkimKey.objects.filter(pk__in=seen, dns_seen_at__isnull=True).update(dns_seen_at=now)
-    # Hook: provisioning.dkim.dkim_activate_seen(domain) for each domain of `first_seen` whose key is NEXT.
-    del first_seen
+    for domain_id in sorted({domain_id for domain_id, state in first_seen if state == DkimKeyState.NEXT}):
+        domain = Domain.objects.filter(pk=domain_id).first()
+        if domain is not None:
+            try:
+                dkim_activate_seen(domain)
+            except Exception:  # the beat's dkim_maintain switches it later
+                log.exception("switching the DKIM key of domain %s failed", domain_id)
 
 
 def check_domains(domain_ids: Iterable[int]) -> int:

@@ -170,6 +170,7 @@ def test_a_next_key_is_checked_beside_the_active_one_and_switched_when_seen(
     service.check_domains([cast.a.domain.pk])
     following.refresh_from_db()
     assert following.dns_seen_at is not None
+    assert following.state == DkimKeyState.ACTIVE  # provisioning.dkim.dkim_activate_seen switched it
 
 
 def test_an_alias_domain_publishes_its_targets_keys_under_its_own_name(
