@@ -172,7 +172,7 @@ def test_the_account_list_marks_and_filters_the_accounts_near_full(cast: Cast) -
     MB = 1024 * 1024
     # 80 % exactly is near full; one byte under is not; no quota never is.
     for local, quota_mb, used in (("full80", 10, 8 * MB), ("under", 10, 8 * MB - 1), ("full99", 1, MB - 10),
-                                  ("nolimit", 0, 50 * MB)):
+                                  ("nolimit", 0, 50 * MB), ("big", 200_000, 150_000 * MB)):  # 75 % of 195 GiB
         MailboxFactory(domain=domain, local_part=local, quota_mb=quota_mb)
         Mailbox.objects.filter(domain=domain, local_part=local).update(quota_used_bytes=used)
     client = client_for(cast, "domain_admin_a", "fr")
@@ -190,7 +190,7 @@ def test_the_account_list_marks_and_filters_the_accounts_near_full(cast: Cast) -
         client.get(path)
     with CaptureQueriesContext(connection) as filtered:
         page = client.get(path, {"full": "1"}).content.decode()
-    assert [m for m in ("full80", "under", "full99", "nolimit", "postmaster") if f">{m}</a>" in page] == [
+    assert [m for m in ("full80", "under", "full99", "nolimit", "big", "postmaster") if f">{m}</a>" in page] == [
         "full80", "full99"]
     assert len(filtered) <= len(every) + 1  # the filter's own count of rows, at most
 

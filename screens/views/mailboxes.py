@@ -11,7 +11,8 @@ from functools import partial
 from typing import TypeVar
 
 from django.contrib import messages
-from django.db.models import F, QuerySet
+from django.db.models import BigIntegerField, F, QuerySet
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -56,8 +57,9 @@ def starting_with(rows: Rows, letter: str) -> Rows:
 def only_near_full(rows: Rows) -> Rows:
     """The mailboxes with a quota that use NEAR_FULL_PERCENT of it or more (the host's first quota
     warning: mailhost.quota_warning), in integers: used * 100 >= quota_mb * MB * percent."""
+    # In 64-bit integers: quota_mb is a 32-bit column, and PostgreSQL refuses what overflows it.
     return rows.alias(used_100=F("quota_used_bytes") * 100).filter(
-        quota_mb__gt=0, used_100__gte=F("quota_mb") * (MB * NEAR_FULL_PERCENT))
+        quota_mb__gt=0, used_100__gte=Cast("quota_mb", BigIntegerField()) * (MB * NEAR_FULL_PERCENT))
 
 
 @domain_screen
