@@ -286,6 +286,8 @@ def test_a_real_host_signs_through_debians_rspamd(tmp_path: Path) -> None:
     assert f'selector_map = "{tmp_path}/srv/dkim/selectors.map";' in conf
     assert f'path_map = "{tmp_path}/srv/dkim/paths.map";' in conf
     assert "try_fallback = false;" in conf and "sign_inbound = false;" in conf
+    arc = files[tmp_path / "rspamd" / "local.d" / "arc.conf"]
+    assert 'use_domain = "recipient";' in arc and f'path_map = "{tmp_path}/srv/dkim/paths.map";' in arc
     main_cf = templates.postfix_main_cf(host)
     for line in ("smtpd_milters = inet:127.0.0.1:11332", "non_smtpd_milters = $smtpd_milters",
                  "milter_default_action = accept"):

@@ -95,6 +95,31 @@ path_map = "{root / 'paths.map'}";
 """
 
 
+def arc_conf(config: MailConfig) -> str:
+    """local.d/arc.conf: mail that comes in for a hosted domain is ARC-sealed with that domain's
+    key, so that when the host forwards it (a forward, a catch-all to elsewhere) the destination
+    can trust the checks this host made (SPF fails there: the envelope is the original sender's;
+    the author's DKIM signature survives, the body being untouched)."""
+    root = config.dkim_root
+    return f"""# Written by mailhost.stack: ARC seals (d= the recipient's domain, its DKIM key and selector),
+# from the same maps as dkim_signing.conf. A domain not in them is never sealed.
+sign_inbound = true;  # mail from elsewhere to a hosted domain (forwarded or not)
+sign_local = true;  # the test stack's clients are all on 127.0.0.1 (a real host: Sieve's redirects)
+sign_authenticated = false;
+use_domain = "recipient";
+use_domain_sign_inbound = "recipient";
+use_domain_sign_local = "recipient";
+use_esld = false;
+allow_hdrfrom_mismatch = true;
+allow_username_mismatch = true;
+allow_envfrom_empty = true;
+try_fallback = false;
+use_redis = false;
+selector_map = "{root / 'selectors.map'}";
+path_map = "{root / 'paths.map'}";
+"""
+
+
 def options_inc(config: StackConfig) -> str:
     """The test stack's local.d/options.inc: the maps re-read within 2 s (file maps are checked at
     a tenth of the interval; a real host keeps Debian's 5 min, so 30 s), no DNS beyond 127.0.0.1."""
@@ -112,6 +137,7 @@ def stack_files(config: StackConfig) -> dict[Path, str]:
     here = conf_dir(config)
     return {
         here / "local.d" / "dkim_signing.conf": dkim_signing_conf(config),
+        here / "local.d" / "arc.conf": arc_conf(config),
         here / "local.d" / "options.inc": options_inc(config),
         # The spam actions out of reach: rspamd only signs here (nothing refused, marked, delayed).
         here / "local.d" / "actions.conf": "reject = 10000;\nadd_header = 10000;\ngreylist = 10000;\n",
@@ -134,6 +160,7 @@ def production_files(config: HostConfig) -> dict[Path, str]:
     here = conf_dir(config)
     return {
         here / "local.d" / "dkim_signing.conf": dkim_signing_conf(config),
+        here / "local.d" / "arc.conf": arc_conf(config),
     }
 
 

@@ -142,3 +142,45 @@ def test_a_vacation_reply_and_an_alias_domains_mail_are_signed(e2e: E2E, dns_ser
                                             f"alias {alias.name}"), timeout=20)[0]
     assert f"d={alias.name}" in str(message["DKIM-Signature"]).replace(" ", "")
     assert dkimpy.verify(raw(message), dnsfunc=lookup)
+
+
+def test_a_forwarded_message_still_passes_at_the_destination(e2e: E2E, dns_server: DnsServer) -> None:  # noqa: F811
+    """Mail from elsewhere, DKIM-signed by its author's domain, to a forward of a hosted domain:
+    at the destination (the sink) the author's signature still verifies (the host changed no byte
+    of what it signs) and the host's ARC seal (d=<the forward's domain>) verifies: cv=pass."""
+    from mail.services import forward_create
+
+    domain = e2e.domain("arc")
+    forward_create(domain=domain, local_part="team", destinations=["member@elsewhere.test"],
+                   acting_user=e2e.operator)
+    key = signed_with_key(e2e, domain)
+    rspamd_read_maps(e2e, f"{domain.name} {key.selector}\n")
+    author = keys.new_key()
+    records = {keys.record_name(k.selector, domain.name): [keys.txt_value(k.public_key)]
+               for k in dkim.published_keys(domain)}
+    records[keys.record_name("out1", "outside.test")] = [keys.txt_value(author.public_b64)]
+    dns_server.publish(txt=records)
+    lookup = dnsfunc_of(dns_server)
+
+    message = EmailMessage()
+    message["From"] = "writer@outside.test"
+    message["To"] = f"team@{domain.name}"
+    message["Subject"] = f"forwarded {domain.name}"
+    message["Date"] = "Tue, 08 Dec 2026 04:00:00 +0000"
+    message["Message-ID"] = f"<forwarded.{domain.name}@outside.test>"
+    message.set_content("A message its author signed.\n")
+    data = message.as_bytes()
+    signed = dkimpy.sign(data, b"out1", b"outside.test", author.private_pem.encode(),
+                         include_headers=[b"from", b"to", b"subject", b"date", b"message-id"]) + data
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", e2e.stack.config.smtp_port, timeout=30) as smtp:
+        smtp.sendmail("writer@outside.test", [f"team@{domain.name}"], signed)
+    arrived = wait_for(lambda: with_subject(sink_messages(e2e.stack, "member@elsewhere.test"),
+                                            f"forwarded {domain.name}"), timeout=20)[0]
+    data = raw(arrived)
+    assert dkimpy.verify(data, dnsfunc=lookup)  # the author's signature, untouched
+    seal = str(arrived["ARC-Seal"]).replace(" ", "").replace("\n", "")
+    assert f"d={domain.name}" in seal and f"s={key.selector}" in seal
+    cv, _results, reason = dkimpy.arc_verify(data, dnsfunc=lookup)
+    assert cv == b"pass", reason
