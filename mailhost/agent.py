@@ -8,6 +8,9 @@ panel's database. Configuration from the environment:
   MAILHOST_BROKER_URL    the broker (redis://...); default: the panel's embedded broker, the file
                          VAR_DIR/broker.sqlite3 (VAR_DIR: var/ of the project), see mailhost/broker.py
   MAILHOST_POSTFIX_DIR   Postfix config dir to reload on routing changes (unset: no daemons)
+  MAILHOST_LIST_SMTP_PORT  the port on 127.0.0.1 mlmmj sends list mail to: the host's smtpd for mlmmj
+                         (`python -m mailhost.stack configure` says which; README "Lists at the speed
+                         of Postfix"); unset: MAILHOST_SMTP_PORT (default 25), one transaction a member
   MAILHOST_REMOVAL       delete (default) or archive: what becomes of a removed maildir
   MAILHOST_DOVECOT_CONF  the Dovecot config doveadm uses to copy a moving domain's mail
                          (default: ROOT/dovecot/dovecot.conf of a mailhost.stack, else doveadm's own)
@@ -44,7 +47,7 @@ def config_from_env() -> HostConfig:
         root=root,
         postfix_dir=Path(postfix_dir) if postfix_dir else None,
         removal=os.environ.get("MAILHOST_REMOVAL", "delete"),
-        smtp_port=int(os.environ.get("MAILHOST_SMTP_PORT", "25")),
+        smtp_port=int(os.environ.get("MAILHOST_LIST_SMTP_PORT") or os.environ.get("MAILHOST_SMTP_PORT", "25")),
         dovecot_conf=dovecot_conf if dovecot_conf.exists() else None,
     )
 

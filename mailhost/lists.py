@@ -64,7 +64,20 @@ FLAGS = ("subonlypost", "modonlypost", "moderated", "modnonsubposts", "nodigests
 # removed from lists made before the pipe added the trailer). "panel-footer" and
 # "panel-language" are ours: mlmmj does not read them.
 TEXTS = ("listaddress", "prefix", "footer", "panel-footer", "customheaders", "delheaders", "moderators", "owner",
-         "smtpport", "panel-language")
+         "smtpport", "relayhost", "verp", "maxverprecips", "panel-language")
+# How a post leaves (README "Lists at the speed of Postfix"): mlmmj-send hands Postfix one SMTP
+# transaction per VERP_RECIPIENTS members (`verp` = postfix: MAIL FROM ... XVERP=-=, Postfix writes
+# each copy's return path news+bounces-N-member=domain@, the same as mlmmj's own) to the host's
+# smtpd for mlmmj (mailhost.stack.templates: 127.0.0.1:list_smtp_port, which allows XVERP, refuses
+# no recipient at RCPT but a moving domain's, and takes LIST_SMTPD_RECIPIENT_LIMIT recipients a
+# transaction). A recipient refused at RCPT makes mlmmj requeue its whole batch (mlmmj-maintd then
+# sends it one by one), so that port accepts what the public one refuses and Postfix bounces it to
+# the VERP address: the bounce reaches mlmmj as a bounce of that member. On a port that refuses
+# XVERP (the public one: an agent whose MAILHOST_LIST_SMTP_PORT is unset) mlmmj-send sees its
+# MAIL FROM refused and falls back to one transaction a recipient, as before.
+LIST_SMTPD_RECIPIENT_LIMIT = 1000
+VERP_RECIPIENTS = 500  # ≤ the limit above; 1000 measured no faster (BENCHMARKS.md, 2026-12-08)
+LIST_RELAY = "127.0.0.1"
 # The list texts the panel edits (lists.services.TEXT_FILES: the agent keeps its own copy, a name
 # outside it is refused) and how long one may be (lists.services.MAX_TEXT).
 TEXT_FILES = frozenset({"prologue", "help", "finish-sub", "deny-post", "moderate-post", "notify", "digest"})
@@ -250,6 +263,12 @@ def language(document_list: contract.MailingList) -> str:
     return value
 
 
+def sending(smtp_port: int) -> dict[str, str]:
+    """The control files that say how mlmmj-send hands a post to Postfix (the comment at TEXTS)."""
+    return {"smtpport": str(int(smtp_port)), "relayhost": LIST_RELAY, "verp": "postfix",
+            "maxverprecips": str(VERP_RECIPIENTS)}
+
+
 def control(document_list: contract.MailingList, domain: str, smtp_port: int,
             aliases: Sequence[str] = ()) -> tuple[set[str], dict[str, str]]:
     """The control flags and texts of a list, from the panel's options (values validated).
@@ -293,7 +312,7 @@ def control(document_list: contract.MailingList, domain: str, smtp_port: int,
         "listaddress": "\n".join([address, render.list_internal_address(domain, name),
                                   *(f"{name}@{render.domain_name(alias)}" for alias in aliases)]),
         "owner": render.address(document_list["owner"]),
-        "smtpport": str(int(smtp_port)),
+        **sending(smtp_port),
         "panel-language": language(document_list),
     }
     if document_list.get("prefix"):
@@ -448,13 +467,33 @@ def remove_unlisted(host: ListHost, db: sqlite3.Connection, domain: str, keep: s
     return removed
 
 
+def retune(host: ListHost, path: Path) -> bool:
+    """Make a list's `sending` control files this agent's (a list written by an older agent, or
+    before MAILHOST_LIST_SMTP_PORT was set, sends at once through the smtpd for mlmmj, without
+    waiting for its domain's next change); whether one changed."""
+    folder = path / "control"
+    if path.is_symlink() or folder.is_symlink():
+        return False
+    changed = False
+    for name, value in sending(host.smtp_port).items():
+        file = folder / name
+        if file.is_symlink():
+            file.unlink()
+        changed |= _write_if_changed(file, value + "\n")
+    if changed:
+        _chown_tree(folder, _owner_ids(host))
+    return changed
+
+
 def maintain(host: ListHost) -> None:
-    """mlmmj-maintd for every list: digests, moderation timeouts, bounce handling."""
+    """mlmmj-maintd for every list: digests, moderation timeouts, bounce handling, the resending
+    of what was requeued; each list's `sending` control files first (retune)."""
     root = host.mlmmj_root.resolve()
     if not root.is_dir():
         return
     for path in sorted(root.glob("*/*")):
         if (path / "control" / "listaddress").exists():
+            retune(host, path)
             subprocess.run(  # noqa: S603
                 [str(MLMMJ / "mlmmj-maintd"), "-F", "-L", str(path)], check=False, capture_output=True, timeout=120,
             )

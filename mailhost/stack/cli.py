@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     option("--relayhost", default=defaults["relayhost"],
            help="outbound relay, e.g. [smtp.example.net]:587 (default: deliver to each MX)")
     for field in ("smtp_port", "submission_port", "pop3_port", "imap_port", "pop3s_port", "imaps_port",
-                  "quota_policy_port", "doveadm_port"):
+                  "quota_policy_port", "doveadm_port", "list_smtp_port"):
         option("--" + field.replace("_", "-"), type=int, default=defaults[field], help="default %(default)s")
     option("--dry-run", action="store_true", help="print the files instead of writing them")
     option("--force", action="store_true", help="replace existing files (each kept as FILE.bak)")
@@ -82,7 +82,8 @@ def _configure(args: argparse.Namespace) -> int:
         f"agent data under {config.root} (maps db {config.maps_db}); nothing was started.\n"
         "Next: systemctl restart postfix dovecot rspamd, then start the agent with "
         f"MAILHOST_ROOT={config.root} MAILHOST_POSTFIX_DIR={config.postfix_dir} "
-        f"MAILHOST_DOVECOT_CONF={config.dovecot_conf} MAILHOST_SMTP_PORT={config.smtp_port} (see README)."
+        f"MAILHOST_DOVECOT_CONF={config.dovecot_conf} MAILHOST_SMTP_PORT={config.smtp_port} "
+        f"MAILHOST_LIST_SMTP_PORT={config.list_smtp_port} (see README)."
     )
     return 0
 

@@ -29,7 +29,8 @@ SINK_UNSAFE = r"[^a-z0-9@._+-]"
 # Environment variables that override StackConfig fields in the CLI.
 ENV_PREFIX = "MAILSTACK_"
 PORT_FIELDS = ("smtp_port", "submission_port", "pop3_port", "imap_port", "quota_policy_port", "doveadm_port",
-               "rspamd_port")
+               "rspamd_port",
+               "list_smtp_port")
 # The doveadm password (shared by every host a mailbox may move between): this variable, else
 # the file already under the root, else a new random one. Never in the repository.
 DOVEADM_PASSWORD_ENV = ENV_PREFIX + "DOVEADM_PASSWORD"
@@ -113,6 +114,7 @@ class StackConfig(MailPaths, RootLayout):
     imap_port: int = 2143
     quota_policy_port: int = 12340
     doveadm_port: int = 12424  # doveadm server (dsync of mailboxes between hosts), password-protected
+    list_smtp_port: int = 2526  # mlmmj's own smtpd (templates.LIST_SMTPD): XVERP, no per-recipient policy
     hostname: str = "mail.panel.test"
     rspamd_port: int = 2332  # rspamd's milter (mailhost.stack.rspamd): DKIM signing
 
@@ -154,6 +156,7 @@ class StackConfig(MailPaths, RootLayout):
             "quota-status": self.quota_policy_port,
             "doveadm": self.doveadm_port,
             "rspamd": self.rspamd_port,
+            "list-smtp": self.list_smtp_port,
         }
 
     # --- data the agent and the tests use: maps_db, vmail_root, mlmmj_root from RootLayout ---
@@ -274,6 +277,7 @@ class HostConfig(MailPaths, RootLayout):
     imaps_port: int = 993
     quota_policy_port: int = 12340  # Dovecot's quota-status, asked by Postfix on 127.0.0.1 only
     doveadm_port: int = 12424  # doveadm server: other hosts copy a moving domain's mail here
+    list_smtp_port: int = 10027  # mlmmj's own smtpd, on 127.0.0.1 only (templates.LIST_SMTPD)
     postfix_queue: Path = Path("/var/spool/postfix")
     postfix_data: Path = Path("/var/lib/postfix")
     dovecot_run: Path = Path("/run/dovecot")
@@ -306,6 +310,7 @@ class HostConfig(MailPaths, RootLayout):
             "quota-status": self.quota_policy_port,
             "doveadm": self.doveadm_port,
             "rspamd": self.rspamd_port,
+            "list-smtp": self.list_smtp_port,
         }
 
 

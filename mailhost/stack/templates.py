@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailhost import list_pipe, migrate, quota_warning
+from mailhost.lists import LIST_RELAY, LIST_SMTPD_RECIPIENT_LIMIT
 from mailhost.maps import DOVECOT_AUTH_QUERY, DOVECOT_ITERATE_QUERY, DOVECOT_USER_QUERY, POSTFIX_QUERIES
 from mailhost.stack import rspamd as _rspamd
 from mailhost.stack.config import (
@@ -108,6 +109,13 @@ def postfix_main_cf(config: MailConfig) -> str:
             f"check_policy_service inet:{HOST}:{config.quota_policy_port}"
         ),
     }
+    settings |= {
+        # The smtpd for mlmmj (master.cf, LIST_SMTPD): a recipient refused at RCPT would make mlmmj
+        # requeue its whole batch, so only a moving domain's (450: mail must not land in maildirs
+        # being copied away); a disabled, unknown or full mailbox is accepted and bounced by Postfix
+        # to the member's VERP address, which mlmmj records as that member's bounce.
+        "mlmmj_recipient_restrictions": f"check_recipient_access {_postfix_map(config, 'moving')}",
+    }
     if isinstance(config, StackConfig):
         settings |= {
             "smtpd_error_sleep_time": "0",
@@ -187,12 +195,37 @@ def _listener(config: MailConfig, port: int) -> str:
     return f"{HOST}:{port}"
 
 
+# The smtpd for mlmmj alone (README "Lists at the speed of Postfix"): on 127.0.0.1 only, whatever
+# the public listeners; loopback clients only (mynetworks narrowed to 127.0.0.1 for it); XVERP
+# allowed (Postfix writes each member's return path, one transaction per mlmmj batch); no
+# per-recipient policy lookup (Dovecot's quota-status: 3-4 ms a recipient) and no recipient refused
+# but a moving domain's (main.cf mlmmj_recipient_restrictions); a recipient limit above mlmmj's
+# batch (mailhost.lists.VERP_RECIPIENTS). It relays like the public port does for 127.0.0.1: no
+# more (any local process could already send as anyone through the public port from loopback).
+LIST_SMTPD = [
+    "-o syslog_name=postfix/mlmmj",
+    f"-o mynetworks={LIST_RELAY}/32",
+    "-o smtpd_authorized_verp_clients=$mynetworks",
+    "-o smtpd_client_restrictions=permit_mynetworks,reject",
+    "-o smtpd_helo_restrictions=",
+    "-o smtpd_sender_restrictions=",
+    "-o smtpd_relay_restrictions=permit_mynetworks,reject",
+    "-o smtpd_recipient_restrictions=$mlmmj_recipient_restrictions",
+    "-o smtpd_reject_unlisted_recipient=no",
+    f"-o smtpd_recipient_limit={LIST_SMTPD_RECIPIENT_LIMIT}",
+    "-o smtpd_sasl_auth_enable=no",
+    "-o smtpd_error_sleep_time=0",
+]
+
+
 def postfix_master_cf(config: MailConfig) -> str:
     smtp, submission = _listener(config, config.smtp_port), _listener(config, config.submission_port)
+    list_smtp = f"{LIST_RELAY}:{config.list_smtp_port}"  # loopback only, in production too
     # service type private unpriv chroot wakeup maxproc command
     services = [
         (smtp, "inet", "n", "-", "n", "-", "-", "smtpd"),
         (submission, "inet", "n", "-", "n", "-", "-", "smtpd"),
+        (list_smtp, "inet", "n", "-", "n", "-", "-", "smtpd"),
         ("pickup", "unix", "n", "-", "n", "60", "1", "pickup"),
         ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup"),
         ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr"),
@@ -230,6 +263,7 @@ def postfix_master_cf(config: MailConfig) -> str:
             "-o smtpd_sender_restrictions=reject_sender_login_mismatch",
             "-o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
         ],
+        list_smtp: LIST_SMTPD,
         # Lists: transport "mlmmj:<domain>/<list>", the list directory is <mlmmj_root>/<domain>/<list>;
         # mailhost.list_pipe adds the trailer, then runs mlmmj-receive. D: mlmmj reads the command
         # (list+subscribe@...) from Delivered-To when To: holds no list address (news-subscribe@).

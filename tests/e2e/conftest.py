@@ -50,6 +50,7 @@ E2E_PORTS = {
     "pop3_port": 22110,
     "imap_port": 22143,
     "quota_policy_port": 32340,
+    "list_smtp_port": 22526,
 }
 
 

@@ -109,6 +109,7 @@ def make_workers(stack: Stack, log_dir: Path) -> Workers:
         "MAILHOST_POSTFIX_DIR": str(stack.config.postfix_dir),
         "MAILHOST_BROKER_URL": settings.CELERY_BROKER_URL,  # the panel's: Redis or the embedded file
         "MAILHOST_SMTP_PORT": str(stack.config.smtp_port),
+        "MAILHOST_LIST_SMTP_PORT": str(stack.config.list_smtp_port),  # mlmmj's own smtpd
     }
     common = ["worker", "--pool", "solo", "-l", "info", "--without-heartbeat", "--without-gossip",
               "--without-mingle", "-n"]
