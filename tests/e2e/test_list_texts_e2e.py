@@ -21,9 +21,10 @@ from tests.e2e.mailclient import send, sink_messages, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 TIMEOUT = 30
-# mlmmj's own headers on its answers (and what Postfix and the sink add).
+# mlmmj's own headers on its answers (and what Postfix, the host's DKIM signature and the sink add).
 EXPECTED = {"from", "to", "message-id", "date", "subject", "mime-version", "content-type",
-            "content-transfer-encoding", "return-path", "delivered-to", "received", "x-original-to", "reply-to"}
+            "content-transfer-encoding", "return-path", "delivered-to", "received", "x-original-to", "reply-to",
+            "dkim-signature"}
 
 
 def store_texts(mailing_list: MailingList, texts: dict[str, str]) -> None:
