@@ -58,6 +58,7 @@ class Action(StrEnum):
     ROBOT_CHANGE = "robot.change"
     ROBOT_DELETE = "robot.delete"
     CATCHALL_SET = "catchall.set"
+    SPAM_FILTER_SET = "spam_filter.set"
     LIST_CREATE = "list.create"
     LIST_DELETE = "list.delete"
     LIST_UPDATE = "list.update"

@@ -23,7 +23,7 @@ from hosting import dkim
 from hosting.models import DkimKey, DkimKeyState, Domain, Language
 from lists import options
 from lists.models import ListMember, MailingList
-from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot
+from mail.models import CatchAll, CatchAllMode, Forward, Mailbox, Robot, SpamFilter, SpamMode
 from mailhost import contract
 from mailhost.contract import FORMAT
 from mailhost.memory import cycle_collector_paused
@@ -55,6 +55,7 @@ def build(domain: Domain) -> contract.DomainDocument | contract.AliasDocument:
             **_objects(domain, since=None),
             **_dkim(domain),
             "language": _language(domain),
+            "spam": _spam(domain),
         }
 
 
@@ -88,7 +89,16 @@ def build_delta(domain: Domain, base: int) -> contract.DomainDelta:
         "removed": list(removed.values_list("name", flat=True)),
         **_dkim(domain),  # every time: one row, and a key switched travels with the next change
         "language": _language(domain),  # every time: one value, a change travels with the next
+        "spam": _spam(domain),  # every time: one row
     }
+
+
+def _spam(domain: Domain) -> contract.Spam | None:
+    """The domain's spam filtering (one query); None: off (no row, or its mode off)."""
+    row = SpamFilter.objects.filter(domain=domain).first()
+    if row is None or row.mode == SpamMode.OFF:
+        return None
+    return {"mode": row.mode, "score": float(row.score), "allow": list(row.allow), "block": list(row.block)}
 
 
 def _language(domain: Domain) -> str:

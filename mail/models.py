@@ -5,6 +5,7 @@ its last change, so its state on the mail host (applied / pending / failed) can 
 from __future__ import annotations
 
 import unicodedata
+from decimal import Decimal
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -215,6 +216,40 @@ class CatchAll(models.Model):
     class Meta:
         verbose_name = _("catch-all")
         verbose_name_plural = _("catch-alls")
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.get_mode_display()}"
+
+
+class SpamMode(models.TextChoices):
+    OFF = "off", _("Off: every message delivered as it is")
+    MARK = "mark", _("Mark the subject of spam with ***SPAM***")
+    JUNK = "junk", _("Move spam to the Junk folder")
+    REJECT = "reject", _("Refuse spam when it is sent")
+
+
+SPAM_SCORE_MIN, SPAM_SCORE_MAX = Decimal("5.0"), Decimal("30.0")  # mailhost.spam's bounds
+SPAM_MAX_SENDERS = 200  # mailhost.spam.MAX_ENTRIES
+
+
+class SpamFilter(models.Model):
+    """A domain's spam filtering (absent: off): what rspamd does from a score, and the senders
+    (addresses or domain names, IDNA) always let through or always refused."""
+
+    domain = models.OneToOneField(
+        Domain, on_delete=models.CASCADE, related_name="spam_filter", verbose_name=_("domain")
+    )
+    mode = models.CharField(_("spam filtering"), max_length=10, choices=SpamMode, default=SpamMode.OFF)
+    score = models.DecimalField(_("score"), max_digits=3, decimal_places=1, default=Decimal("6.0"))
+    allow = models.JSONField(_("allowed senders"), default=list, blank=True)
+    block = models.JSONField(_("blocked senders"), default=list, blank=True)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0, editable=False)
+
+    objects = DomainChildQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("spam filtering")
+        verbose_name_plural = _("spam filtering")
 
     def __str__(self) -> str:
         return f"{self.domain}: {self.get_mode_display()}"

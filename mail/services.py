@@ -9,6 +9,7 @@ import operator
 import os
 import threading
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import reduce
 from typing import Any
 
@@ -30,12 +31,17 @@ from mail.models import (
     ROBOT_REPLY_HOURS_DEFAULT,
     ROBOT_REPLY_HOURS_MAX,
     ROBOT_REPLY_HOURS_MIN,
+    SPAM_MAX_SENDERS,
+    SPAM_SCORE_MAX,
+    SPAM_SCORE_MIN,
     CatchAll,
     CatchAllMode,
     Forward,
     Mailbox,
     Robot,
     Routing,
+    SpamFilter,
+    SpamMode,
     folded,
     hostmaster_required,
 )
@@ -636,3 +642,54 @@ def catchall_set(*, domain: Domain, mode: str, target: str = "", acting_user: Se
     )
     audit.record(acting_user, Action.CATCHALL_SET, catchall, mode=mode, catchall_target=target)
     return catchall
+
+
+def spam_senders(entries: list[str], *, field: str) -> list[str]:
+    """Senders as the host takes them: each an address or a domain name (IDNA), lower case, once
+    each, sorted, at most SPAM_MAX_SENDERS; ValidationError (code `field`) naming a bad entry."""
+    found: set[str] = set()
+    for entry in entries:
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            found.add(normalize_address(entry) if "@" in entry else normalize_domain(entry))
+        except ValidationError:
+            raise ValidationError(
+                _("“%(entry)s” is neither an e-mail address nor a domain name.") % {"entry": entry[:100]},
+                code=field) from None
+    if len(found) > SPAM_MAX_SENDERS:
+        raise ValidationError(_("At most %(count)d senders in a list.") % {"count": SPAM_MAX_SENDERS}, code=field)
+    return sorted(found)
+
+
+@transaction.atomic
+def spam_filter_set(*, domain: Domain, mode: str, score: Decimal | str | float, allow: list[str],
+                    block: list[str], acting_user: Seat | None) -> SpamFilter:
+    """Set what the domain's mail host does with spam to the domain: off, mark the subject, file
+    in Junk or refuse, from `score`; `allow`ed senders always delivered, `block`ed ones refused."""
+    refuse_alias_domain(domain)
+    if mode not in SpamMode.values:
+        raise ValidationError(_("Choose what becomes of spam."), code="mode")
+    try:
+        value = Decimal(str(score)).quantize(Decimal("0.1"))
+    except (InvalidOperation, ValueError):
+        value = Decimal("NaN")
+    if not value.is_finite() or not SPAM_SCORE_MIN <= value <= SPAM_SCORE_MAX:
+        raise ValidationError(_("Choose a score from %(low)s to %(high)s.") % {
+            "low": SPAM_SCORE_MIN, "high": SPAM_SCORE_MAX}, code="score")
+    allowed = spam_senders(allow, field="allow")
+    blocked = spam_senders(block, field="block")
+    both = sorted(set(allowed) & set(blocked))
+    if both:
+        raise ValidationError(_("“%(entry)s” cannot be both allowed and blocked.") % {"entry": both[0]}, code="block")
+    current = SpamFilter.objects.filter(domain=domain).first()
+    if current is not None and (current.mode, current.score, current.allow, current.block) == (
+            mode, value, allowed, blocked):
+        return current
+    spam_filter, _created = SpamFilter.objects.update_or_create(
+        domain=domain, defaults={"mode": mode, "score": value, "allow": allowed, "block": blocked,
+                                 "revision": domain_changed(domain)})
+    audit.record(acting_user, Action.SPAM_FILTER_SET, spam_filter, mode=mode, score=str(value),
+                 allow=allowed, block=blocked)
+    return spam_filter

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mailhost import contract, dkim, list_members, lists, maps, migrate, render
+from mailhost import contract, dkim, list_members, lists, maps, migrate, render, spam
 from mailhost.layout import RootLayout
 from mailhost.memory import cycle_collector_paused
 from mailhost.render import RenderError
@@ -529,6 +529,7 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
     delta = present if contract.is_delta(present) else None
     rows = render.rows(present) if present is not None else None  # checked even when not served
     key = dkim.wanted(document)  # checked before anything is written
+    filtering = spam.wanted(document)  # checked before anything is written
     language = _language(present)  # checked before anything is written
     unproven = present is not None and present.get("verified", True) is False
     if unproven:
@@ -547,6 +548,7 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
             # Delivered again (a worker may have died after the commit): finish the sweeps only.
             outcome = _finish(cfg, db, domain, Outcome(domain, revision, state, applied=False), document)
             dkim.sync(cfg, db, domain, key)
+            spam.sync(cfg, db, domain, filtering)
             return outcome
         touched: set[str] | None = None  # a delta's local parts; None: the whole domain
         if delta is not None and unproven:
@@ -641,6 +643,7 @@ def _apply(document: Own, cfg: HostConfig) -> Outcome:
         _sync_lists(cfg, db, domain, document)
         _readdress_lists(cfg, db, was_alias_of)
         dkim.sync(cfg, db, domain, key)
+        spam.sync(cfg, db, domain, filtering)
         return outcome
     finally:
         db.close()
@@ -673,6 +676,7 @@ def _apply_alias(document: contract.AliasDocument, cfg: HostConfig) -> Outcome:
             outcome = _finish(cfg, db, domain, Outcome(domain, revision, "present", applied=False), document)
             _readdress_lists(cfg, db, {target})
             dkim.sync(cfg, db, domain, dkim.Wanted(keep=False))
+            spam.sync(cfg, db, domain, spam.Wanted(keep=False))
             return outcome
         old = _read(db, domain)
         db.execute("BEGIN IMMEDIATE")
@@ -708,6 +712,7 @@ def _apply_alias(document: contract.AliasDocument, cfg: HostConfig) -> Outcome:
         _sync_lists(cfg, db, domain, document)
         _readdress_lists(cfg, db, {target, *previous})
         dkim.sync(cfg, db, domain, dkim.Wanted(keep=False))  # signs with its target's key; none of its own
+        spam.sync(cfg, db, domain, spam.Wanted(keep=False))  # filtered as its target
         return outcome
     finally:
         db.close()

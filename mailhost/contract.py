@@ -62,15 +62,19 @@ if TYPE_CHECKING:
 #    And a present domain's `dkim` (the selector and private key its host signs its mail with, or
 #    null: none), which an agent of format 5 would refuse as unknown. Absent (formats 1 to 5, or a
 #    delta): the key the host has is left as it is. An alias domain signs with its target's key.
-FORMAT = 6
-# What this agent reads: the documents of formats 1 to 5 are read as format 6's (so agents can be
+# 7: a present domain's `spam` (its spam filtering: mode, score, allowed and blocked senders, or
+#    null: off), which an agent of format 6 would refuse as unknown. Absent (formats 1 to 6): the
+#    host keeps the settings it has (none: off). An alias domain is filtered as its target.
+FORMAT = 7
+# What this agent reads: the documents of formats 1 to 6 are read as format 7's (so agents can be
 # upgraded before the panel); a delta says format 2 or later, `alias_of` format 5 or later,
-# `language` and `dkim` format 6 or later.
-READS = (1, 2, 3, 4, 5, 6)
+# `language` and `dkim` format 6 or later, `spam` format 7 or later.
+READS = (1, 2, 3, 4, 5, 6, 7)
 FIRST_DELTA_FORMAT = 2
 FIRST_ALIAS_FORMAT = 5
 FIRST_DKIM_FORMAT = 6
 FIRST_LANGUAGE_FORMAT = 6  # a present domain's `language`
+FIRST_SPAM_FORMAT = 7  # a present domain's `spam`
 
 # Queues: the panel's workers consume PANEL_QUEUE, the agent of host NAME consumes host_queue(NAME).
 PANEL_QUEUE = "panel"
@@ -237,6 +241,16 @@ class Dkim(TypedDict):
     private_key: str  # PEM (PKCS#8 or PKCS#1): a secret, written only to a root/_rspamd file 0640
 
 
+class Spam(TypedDict):
+    """A domain's spam filtering (format 7), checked again by the agent (mailhost.spam) before it
+    writes rspamd's settings map and the Junk filing rule."""
+
+    mode: str  # off, mark (Subject prefixed), junk (filed in Junk), reject (refused at SMTP)
+    score: float  # the score from which the mode acts (5 to 30)
+    allow: list[str]  # senders (addresses, or domain names: every address of it) never filtered
+    block: list[str]  # senders refused whatever the score
+
+
 class PresentDomain(TypedDict):
     """What both documents of a present domain carry: the domain's objects, each complete."""
 
@@ -257,6 +271,7 @@ class PresentDomain(TypedDict):
     # Format 6: the language of the customer's mail from the host (fr, en: quota warnings); absent:
     # the host keeps the one it has (none: English).
     language: NotRequired[str]
+    spam: NotRequired[Spam | None]  # format 7; absent: the host's settings left as they are, null: off
 
 
 # What a domain document may carry beside its identity: an alias domain's document holds none of it.
@@ -682,6 +697,9 @@ def check_document(document: object, *, complete: bool = False) -> Document:
     if "language" in document and version < FIRST_LANGUAGE_FORMAT:
         raise DocumentError(f"language: unknown in format {version} (a domain's language is format "
                             f"{FIRST_LANGUAGE_FORMAT} or later)")
+    if "spam" in document and version < FIRST_SPAM_FORMAT:
+        raise DocumentError(f"spam: unknown in format {version} (a domain's spam filtering is format "
+                            f"{FIRST_SPAM_FORMAT} or later)")
     if is_delta(document):
         return check(document, DomainDelta, complete=complete)
     return check(document, DomainDocument, complete=complete)

@@ -30,3 +30,8 @@ class RootLayout:
     def dkim_root(self) -> Path:
         """The DKIM keys and rspamd's selector and path maps (mailhost.dkim)."""
         return self.root / "dkim"
+
+    @property
+    def spam_root(self) -> Path:
+        """The domains' spam filtering: rspamd's settings map and the Junk rule (mailhost.spam)."""
+        return self.root / "spam"

@@ -19,6 +19,7 @@ from screens.views import (
     moderation,
     robots,
     settings,
+    spam,
     state,
     transfer,
 )
@@ -68,6 +69,7 @@ urlpatterns = [
     path("domains/<int:pk>/forwards/import/", transfer.account_import, {"kind": "forwards"}, name="forward_import"),
     path("domains/<int:pk>/imports/<int:job>/", transfer.account_import_status, name="account_import_status"),
     path("domains/<int:pk>/catch-all/", catchall.catchall, name="catchall"),
+    path("domains/<int:pk>/spam/", spam.spam_filter, name="spam_filter"),
     path("domains/<int:pk>/forwards/", forwards.forward_list, name="forwards"),
     path("domains/<int:pk>/forwards/new/", forwards.forward_create, name="forward_create"),
     path("domains/<int:pk>/forwards/<int:obj>/", forwards.forward_modify, name="forward_modify"),

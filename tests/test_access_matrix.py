@@ -109,7 +109,8 @@ PANEL: dict[str, Spec] = {
     "screens:mail_settings": Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}),
     # A domain's screens: its admin, its customer, their reseller, support, operators.
     **{name: Spec(ok=MANAGERS_OF_A, kwargs=lambda c: {"pk": c.a.domain.pk}) for name in (
-        "screens:mailboxes", "screens:mailbox_create", "screens:catchall", "screens:forwards", "screens:forward_create",
+        "screens:mailboxes", "screens:mailbox_create", "screens:catchall", "screens:spam_filter", "screens:forwards",
+        "screens:forward_create",
         "screens:robots", "screens:robot_create", "screens:lists", "screens:list_create")},
     "screens:list_modify": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),
     "screens:list_delete": Spec(ok=MANAGERS_OF_A, kwargs=of_list_a),

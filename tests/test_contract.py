@@ -43,7 +43,7 @@ from tests.factories import MailHostFactory
 
 PROJECT = Path(__file__).resolve().parent.parent
 HASH = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA"
-READ = "1, 2, 3, 4, 5, 6"  # contract.READS, as the agent names them
+READ = "1, 2, 3, 4, 5, 6, 7"  # contract.READS, as the agent names them
 
 
 @pytest.fixture
@@ -240,7 +240,7 @@ def test_the_panels_documents_have_the_contracts_shape(cast: Cast) -> None:
 def test_the_check_is_exact() -> None:
     """The shape is checked both ways: a missing key, an unknown key, a type that only looks right."""
     complete = a_document(verified=True, forwards=[], robots=[], lists=[], catchall={"mode": "bounce", "target": ""},
-                          dkim=None, language="fr")
+                          dkim=None, language="fr", spam=None)
     complete["mailboxes"][0].update(routing="standard", forward_to=[], keep_copy=False, vacation=None, renamed_from="")
     contract.check_document(complete, complete=True)
     with pytest.raises(contract.DocumentError, match=r"^the document: missing catchall$"):

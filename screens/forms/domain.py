@@ -11,7 +11,15 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from hosting.validators import DOMAIN_TYPED_HELP, DOMAIN_TYPED_MAX
-from mail.models import ROBOT_REPLY_HOURS_DEFAULT, CatchAllMode, Routing
+from mail.models import (
+    ROBOT_REPLY_HOURS_DEFAULT,
+    SPAM_MAX_SENDERS,
+    SPAM_SCORE_MAX,
+    SPAM_SCORE_MIN,
+    CatchAllMode,
+    Routing,
+    SpamMode,
+)
 from mail.validators import check_new_password, clean_text
 
 
@@ -185,6 +193,28 @@ class CatchAllForm(forms.Form):
         data, mode = self.cleaned_data, self.cleaned_data["mode"]
         return {CatchAllMode.MAILBOX: data.get("mailbox", ""), CatchAllMode.REMOTE: data.get("remote", ""),
                 CatchAllMode.DOMAIN: data.get("other_domain", "")}.get(mode, "")
+
+
+class SpamFilterForm(forms.Form):
+    mode = forms.ChoiceField(label=_("Spam"), choices=SpamMode.choices, widget=forms.RadioSelect)
+    score = forms.DecimalField(
+        label=_("Score"), min_value=SPAM_SCORE_MIN, max_value=SPAM_SCORE_MAX, max_digits=3, decimal_places=1,
+        help_text=_("From this score a message is spam: 5 catches more (and more mistakes), 15 only the obvious; "
+                    "6 is a good start."))
+    allow = forms.CharField(
+        label=_("Allowed senders"), required=False, max_length=SPAM_MAX_SENDERS * 330,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Never treated as spam: one address (user@example.com) or domain (example.com) a line."))
+    block = forms.CharField(
+        label=_("Blocked senders"), required=False, max_length=SPAM_MAX_SENDERS * 330,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Always refused: one address or domain a line."))
+
+    def clean_allow(self) -> list[str]:
+        return lines(self.cleaned_data["allow"])  # their form and number: the service's rules
+
+    def clean_block(self) -> list[str]:
+        return lines(self.cleaned_data["block"])
 
 
 class ForwardCreateForm(forms.Form):
