@@ -171,3 +171,18 @@ def test_an_outsider_gets_404(cast: Cast) -> None:
     assert client.get(path).status_code == 404
     assert client.post(path, {"mode": "reject", "score": "6", "allow": "", "block": ""}).status_code == 404
     assert not SpamFilter.objects.exists()
+
+
+def test_a_real_host_reads_the_map_and_files_junk(tmp_path: Path) -> None:
+    from mailhost.stack import templates
+    from mailhost.stack.config import HostConfig as RealHost
+    from mailhost.stack.production import production_files
+
+    host = RealHost(root=tmp_path / "srv", hostname="mx1.example.net", tls_cert=tmp_path / "c.pem",
+                    tls_key=tmp_path / "k.pem", rspamd_dir=tmp_path / "rspamd")
+    files = {file.path: file.text for file in production_files(host, "pw")}
+    override = files[tmp_path / "rspamd" / "rspamd.conf.override"]
+    assert f'settings = "{tmp_path}/srv/spam/settings.conf";' in override.splitlines()
+    dovecot = templates.dovecot_conf(host)
+    assert f"  sieve_before = {tmp_path}/srv/spam/junk.sieve" in dovecot.splitlines()
+    assert "    special_use = \\Junk" in dovecot.splitlines() and "    auto = subscribe" in dovecot.splitlines()

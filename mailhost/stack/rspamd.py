@@ -5,8 +5,8 @@ maps the agent writes: mailhost.dkim).
   and its own LOCAL_CONFDIR, DBDIR, RUNDIR under the stack's root (`--var`): one worker, the
   rspamd_proxy in self-scan milter mode on 127.0.0.1:<rspamd_port>; the normal worker and the
   controller are off (nothing else listens); DNS asked of 127.0.0.1 only (nothing leaves the
-  machine); the spam actions set out of reach (spam filtering is not the panel's yet: nothing is
-  refused or marked).
+  machine); the global spam actions set out of reach (each domain's come from the panel's
+  settings map: mailhost.spam, read through rspamd.conf.override).
 - A real host (`configure`) keeps Debian's rspamd and its workers (the proxy, a milter on
   127.0.0.1:11332, is Debian's default); `configure` writes local.d/dkim_signing.conf, and the
   operator restarts rspamd (it re-reads the maps every 30 s: a new key signs within that).
@@ -120,6 +120,13 @@ path_map = "{root / 'paths.map'}";
 """
 
 
+def spam_settings(config: MailConfig) -> str:
+    """rspamd.conf.override: the settings module reads the agent's map of the domains' spam
+    filtering (mailhost.spam), and reads it again when it changes (no restart)."""
+    return ("# Written by mailhost.stack: each domain's spam filtering, as the agent writes it.\n"
+            f'settings = "{config.spam_root / "settings.conf"}";\n')
+
+
 def options_inc(config: StackConfig) -> str:
     """The test stack's local.d/options.inc: the maps re-read within 2 s (file maps are checked at
     a tenth of the interval; a real host keeps Debian's 5 min, so 30 s), no DNS beyond 127.0.0.1."""
@@ -139,8 +146,10 @@ def stack_files(config: StackConfig) -> dict[Path, str]:
         here / "local.d" / "dkim_signing.conf": dkim_signing_conf(config),
         here / "local.d" / "arc.conf": arc_conf(config),
         here / "local.d" / "options.inc": options_inc(config),
-        # The spam actions out of reach: rspamd only signs here (nothing refused, marked, delayed).
-        here / "local.d" / "actions.conf": "reject = 10000;\nadd_header = 10000;\ngreylist = 10000;\n",
+        # The global spam actions out of reach: each domain's come from the panel (mailhost.spam).
+        here / "local.d" / "actions.conf": ("reject = 10000;\nadd_header = 10000;\ngreylist = 10000;\n"
+                                             'subject = "***SPAM*** %s";\n'),
+        here / "rspamd.conf.override": spam_settings(config),
         here / "override.d" / "worker-proxy.inc": (
             f'bind_socket = "{HOST}:{config.rspamd_port}";\n'
             "milter = yes;\ntimeout = 120s;\ncount = 1;\n"
@@ -161,6 +170,7 @@ def production_files(config: HostConfig) -> dict[Path, str]:
     return {
         here / "local.d" / "dkim_signing.conf": dkim_signing_conf(config),
         here / "local.d" / "arc.conf": arc_conf(config),
+        here / "rspamd.conf.override": spam_settings(config),
     }
 
 

@@ -452,6 +452,16 @@ plugin {{
 {_quota_warnings()}  # the userdb field 'sieve' (absolute path of the active script) overrides this; NULL = none
   sieve_extensions = +vacation-seconds
   sieve_vacation_min_period = 0
+  # Spam filtering (mailhost.spam): mail rspamd marked for a domain in junk mode goes to Junk.
+  sieve_before = {config.spam_root / "junk.sieve"}
+}}
+# The Junk folder ("Indésirables" in the clients that translate it), made and subscribed.
+namespace inbox {{
+  inbox = yes
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
 }}
 """
 
