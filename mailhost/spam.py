@@ -11,7 +11,8 @@ Under the agent's root (`RootLayout.spam_root`):
   and every action off for `off` or a domain without settings); a rule of higher priority for its
   blocked senders (refused whatever the score) and one for its allowed senders (every action off).
 - `junk.sieve`: Dovecot's `sieve_before` script: mail to a domain in junk mode that rspamd
-  marked (`X-Spam: Yes`, its `add header` action) is filed in "Junk", created if missing.
+  marked (`X-Spam: Yes`, its `add header` action) is filed in "Junk", created if missing;
+  compiled by the agent to `junk.svbin` (sievec) for Dovecot, which cannot write there.
 
 Every value is checked again before it is written: the mode one of four words, the score a number
 of SCORE_MIN to SCORE_MAX, each sender an address (the agent's own local-part and domain rules:
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import secrets
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +47,10 @@ JUNK_FOLDER = "Junk"
 SETTINGS_MAP = "settings.conf"
 JUNK_SIEVE = "junk.sieve"
 SERVED = 1  # mailhost.apply.SERVED (`domains.active`)
+# Pigeonhole's compiler: Dovecot (user mail) cannot save a global script's binary beside it, so the
+# agent compiles it (otherwise every delivery compiles it again and logs an error).
+SIEVEC = "/usr/bin/sievec"
+log = logging.getLogger(__name__)
 # rspamd's actions (the names its settings take) each mode sets at the domain's score.
 MODE_ACTION = {"mark": "rewrite subject", "junk": "add header", "reject": "reject"}
 ACTIONS = ("reject", "add header", "rewrite subject", "greylist")
@@ -224,11 +231,36 @@ def junk_sieve(domains: dict[str, Settings | None]) -> str:
 
 def _write_outputs(cfg: RootLayout, db: sqlite3.Connection) -> bool:
     domains = served(cfg, db)
-    changed = False
+    written: set[str] = set()
     for file_name, text in ((SETTINGS_MAP, settings_map(domains)), (JUNK_SIEVE, junk_sieve(domains))):
         target = cfg.spam_root / file_name
         data = text.encode("ascii")
         if target.is_symlink() or not target.exists() or target.read_bytes() != data:
             _write(target, data)
-            changed = True
-    return changed
+            written.add(file_name)
+    script = cfg.spam_root / JUNK_SIEVE
+    binary = script.with_suffix(".svbin")
+    if JUNK_SIEVE in written or not binary.exists():
+        _compile(script, binary)
+    return bool(written)
+
+
+def _compile(script: Path, binary: Path) -> None:
+    """Compile the Junk rule for Dovecot (to a temporary file, renamed); a host without sievec, or a
+    failure, is logged: Dovecot then compiles the script at each delivery."""
+    if not os.path.exists(SIEVEC):
+        log.warning("%s not found: Dovecot compiles %s at each delivery", SIEVEC, script)
+        return
+    tmp = binary.with_name(f".{secrets.token_hex(8)}.svbin")
+    try:
+        subprocess.run([SIEVEC, str(script), str(tmp)], check=True, capture_output=True,  # noqa: S603
+                       timeout=60, stdin=subprocess.DEVNULL)
+        # Newer than the script: Pigeonhole compiles again a binary not strictly newer.
+        mtime = max(int(script.stat().st_mtime), int(tmp.stat().st_mtime)) + 1
+        os.utime(tmp, (mtime, mtime))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, binary)
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("could not compile %s: %s", script, error)
+    finally:
+        tmp.unlink(missing_ok=True)

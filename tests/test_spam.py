@@ -51,6 +51,9 @@ def test_the_agent_writes_the_settings_map_and_the_junk_rule(cfg: HostConfig) ->
             '"add header" = 7.5; "rewrite subject" = null; "greylist" = null; } } }') in text
     sieve = (cfg.spam_root / "junk.sieve").read_text()
     assert 'envelope :domain :is "to" ["real.test"]' in sieve and 'fileinto :create "Junk"' in sieve
+    if Path(host_spam.SIEVEC).exists():  # compiled for Dovecot, not older than the script
+        binary = cfg.spam_root / "junk.svbin"
+        assert binary.stat().st_mtime > (cfg.spam_root / "junk.sieve").stat().st_mtime
 
     # An alias domain is filtered as its target.
     apply({"format": contract.FORMAT, "domain": "alias.test", "revision": 1, "state": "present", "verified": True,
