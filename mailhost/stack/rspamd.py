@@ -81,7 +81,10 @@ def dkim_signing_conf(config: MailConfig) -> str:
 # these two maps (re-read when they change). A domain not in them is never signed.
 enabled = true;
 sign_authenticated = true;  # mail submitted by a mailbox (port {config.submission_port})
-sign_local = true;  # mail from this host: robots, vacation replies, forwards, list mail
+# Not "local" mail: what this host re-sends (Sieve's redirects, catch-alls to elsewhere, list
+# posts) carries a From: an outsider wrote; signing it would vouch for a forged From: of a hosted
+# domain (DMARC pass). So robots', vacation replies and list mail leave unsigned for now.
+sign_local = false;
 sign_inbound = false;
 use_domain = "header";  # d= the From: domain...
 use_esld = false;  # ...exactly (a subdomain hosted as its own domain has its own key)

@@ -2,8 +2,8 @@
 outside address; rspamd, Postfix's milter, signs it with the key the panel made and the agent
 wrote; the message at the sink carries a DKIM-Signature d=<domain>, s=<selector> that verifies
 (dkimpy) against the record published in a real DNS server (dnsmasq: tests/dnsserver.py), and no
-longer verifies once its body is changed. A vacation reply (Sieve, through Postfix's port 25 from
-127.0.0.1: "local" mail) and an alias domain's mail are signed too."""
+longer verifies once its body is changed. An alias domain's mail is signed too. What the host only
+re-sends (a forward of an outsider's message claiming a hosted From:) is never signed d=<domain>."""
 
 from __future__ import annotations
 
@@ -111,28 +111,17 @@ def test_a_message_leaves_signed_and_verifies_against_the_published_record(
     assert alice.pk
 
 
-def test_a_vacation_reply_and_an_alias_domains_mail_are_signed(e2e: E2E, dns_server: DnsServer) -> None:  # noqa: F811
+def test_an_alias_domains_mail_is_signed(e2e: E2E, dns_server: DnsServer) -> None:  # noqa: F811
     domain = e2e.domain("dkimv")
-    bob = e2e.mailbox(domain, "bob")
+    e2e.mailbox(domain, "bob")
     alias = alias_domain_create(domain=domain, name=f"alias-{domain.name}", acting_user=e2e.operator)
     domain_verify(domain=alias, acting_user=e2e.operator)
-    mailbox_set_vacation(mailbox=bob, enabled=True, subject="Away", message="Back on Monday.",
-                         acting_user=e2e.operator)
     alias.refresh_from_db()
     key = signed_with_key(e2e, domain)
     e2e.wait_applied(alias)
     rspamd_read_maps(e2e, f"{domain.name} {key.selector}\n", f"{alias.name} {key.selector}\n")
     publish(dns_server, domain, alias)
     lookup = dnsfunc_of(dns_server)
-
-    # A vacation reply: Dovecot's Sieve hands it to Postfix on 127.0.0.1 (rspamd's "local" mail).
-    send(e2e.stack, "stranger@elsewhere.test", f"bob@{domain.name}", "are you there?", "Hi Bob.\n")
-    reply = wait_for(lambda: sink_messages(e2e.stack, "stranger@elsewhere.test"), timeout=20)[0]
-    if "DKIM-Signature" not in reply:
-        print("\n".join(line for line in rspamd.log_file(e2e.stack.config).read_text().splitlines()
-                        if "dkim" in line or "map" in line)[-6000:])
-    assert f"d={domain.name}" in str(reply["DKIM-Signature"]).replace(" ", "")
-    assert dkimpy.verify(raw(reply), dnsfunc=lookup)
 
     # Bob writes from the alias domain's address: signed d=<alias>, with the same key.
     address = f"bob@{alias.name}"
@@ -142,6 +131,32 @@ def test_a_vacation_reply_and_an_alias_domains_mail_are_signed(e2e: E2E, dns_ser
                                             f"alias {alias.name}"), timeout=20)[0]
     assert f"d={alias.name}" in str(message["DKIM-Signature"]).replace(" ", "")
     assert dkimpy.verify(raw(message), dnsfunc=lookup)
+
+
+def test_a_forged_from_relayed_by_a_forward_is_not_signed(e2e: E2E, dns_server: DnsServer) -> None:  # noqa: F811
+    """An outsider writes From: the boss of a hosted domain to that domain's forward: the host
+    re-sends it from 127.0.0.1, and must not sign it d=<domain> (a forged From: would then pass
+    DMARC). The vacation reply of a mailbox, sent the same way, is not signed either (for now)."""
+    from mail.services import forward_create
+
+    domain = e2e.domain("forge")
+    bob = e2e.mailbox(domain, "bob")
+    forward_create(domain=domain, local_part="relay", destinations=["victim@elsewhere.test"],
+                   acting_user=e2e.operator)
+    mailbox_set_vacation(mailbox=bob, enabled=True, subject="Away", message="Back on Monday.",
+                         acting_user=e2e.operator)
+    key = signed_with_key(e2e, domain)
+    rspamd_read_maps(e2e, f"{domain.name} {key.selector}\n")
+    publish(dns_server, domain)
+
+    send(e2e.stack, f"boss@{domain.name}", f"relay@{domain.name}", f"forged {domain.name}", "Pay this.\n")
+    forged = wait_for(lambda: with_subject(sink_messages(e2e.stack, "victim@elsewhere.test"),
+                                           f"forged {domain.name}"), timeout=20)[0]
+    assert f"d={domain.name}" not in str(forged.get("DKIM-Signature", "")).replace(" ", "")
+
+    send(e2e.stack, "stranger@elsewhere.test", f"bob@{domain.name}", "are you there?", "Hi Bob.\n")
+    reply = wait_for(lambda: sink_messages(e2e.stack, "stranger@elsewhere.test"), timeout=20)[0]
+    assert f"d={domain.name}" not in str(reply.get("DKIM-Signature", "")).replace(" ", "")
 
 
 def test_a_forwarded_message_still_passes_at_the_destination(e2e: E2E, dns_server: DnsServer) -> None:  # noqa: F811
