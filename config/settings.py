@@ -265,16 +265,18 @@ CELERY_BEAT_SCHEDULE = {
     # Check against DNS whether the domains not yet proven their customers' are (provisioning.domains).
     "check-unproven-domains": {
         "task": "provisioning.check_unproven", "schedule": env_int("OWNERSHIP_CHECK_SECONDS", 300),
+        "options": {"expires": 240},  # a run still queued when the next is due is dropped, never piled up
     },
     # DKIM: a new key whose record is seen in DNS signs; a domain without a key gets one.
-    "dkim-maintain": {"task": "provisioning.dkim_maintain", "schedule": env_int("DKIM_MAINTAIN_SECONDS", 60)},
+    "dkim-maintain": {"task": "provisioning.dkim_maintain", "schedule": env_int("DKIM_MAINTAIN_SECONDS", 60),
+                      "options": {"expires": 55}},
 }
 # Each domain's DNS checks are run again when older than this (provisioning.dnscheck); the beat
 # looks for the ones due every minute, each run bounded (25 s, twice its share of the domains).
 DNS_CHECK_SECONDS = env_int("DNS_CHECK_SECONDS", 3600)
 # Domains checked at once (threads waiting for DNS answers, not CPU: BENCHMARKS.md).
 DNS_CHECK_THREADS = env_int("DNS_CHECK_THREADS", 32)
-CELERY_BEAT_SCHEDULE["dns-checks"] = {"task": "provisioning.dns_check_due", "schedule": 60}
+CELERY_BEAT_SCHEDULE["dns-checks"] = {"task": "provisioning.dns_check_due", "schedule": 60, "options": {"expires": 55}}
 # The DNS servers the panel asks (a domain's ownership proof: hosting/dns.py): "ADDRESS[:PORT]",
 # several separated by commas; empty: the system's (/etc/resolv.conf).
 DNS_RESOLVER = env_str("DNS_RESOLVER", "")

@@ -226,6 +226,8 @@ class SpfEvaluation:
             prefix6 = int(cidr6) if cidr6 else 128
         except ValueError:
             return None
+        if not (0 <= prefix4 <= 32 and 0 <= prefix6 <= 128):
+            return None  # "a/99": no such network; a receiver's permerror, here "cannot tell"
         if name == "all":
             return True
         if name in ("ip4", "ip6"):

@@ -137,6 +137,8 @@ def test_each_check_red_in_turn_with_the_record_to_publish(
     ("v=spf1 ip6:2001:db8::/32 -all", "bad"),
     ("v=spf1", "bad"),  # no match: neutral
     ("V=SPF1 MX -ALL", "ok"),
+    ("v=spf1 a/99 -all", "unknown"),  # no such prefix: a receiver's permerror, not a crash of the check
+    ("v=spf1 mx//200 -all", "unknown"),
 ])
 def test_spf_evaluated_as_far_as_it_honestly_can_be(cast: Cast, dns_server: DnsServer, record: str,  # noqa: F811
                                                       status: str) -> None:

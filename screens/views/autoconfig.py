@@ -123,7 +123,7 @@ def _servers(served: ServedDomain) -> dict[str, ClientServer] | None:
     """The mail host's servers, or None when one has no name yet (nothing usable to tell)."""
     servers = client_servers(served.mail_host)
     if not all(server.host for server in servers.values()):
-        logger.warning("mail host %s has no client name: no autoconfiguration for %s",
+        logger.debug("mail host %s has no client name: no autoconfiguration for %s",
                        served.mail_host.name, served.asked.name)
         return None
     return servers
@@ -148,8 +148,7 @@ def thunderbird_config(served: ServedDomain, servers: dict[str, ClientServer]) -
     name is the whole address (%EMAILADDRESS%, which Thunderbird fills in)."""
     root = ET.Element("clientConfig", {"version": "1.1"})
     provider = _sub(root, "emailProvider", id=served.asked.name)
-    for name in dict.fromkeys((served.asked.name, served.served.name)):
-        _sub(provider, "domain", name)
+    _sub(provider, "domain", served.asked.name)  # never the target of an alias: anyone may ask
     _sub(provider, "displayName", served.asked.unicode_name)
     _sub(provider, "displayShortName", served.asked.unicode_name)
     for key, tag in (("imap", "incomingServer"), ("pop3", "incomingServer"), ("smtp", "outgoingServer")):
