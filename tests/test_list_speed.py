@@ -63,6 +63,8 @@ def test_the_smtpd_for_mlmmj_listens_on_loopback_alone_in_both_kinds_of_host() -
         assert options["smtpd_client_restrictions"] == options["smtpd_relay_restrictions"] == "permit_mynetworks,reject"
         assert options["smtpd_recipient_restrictions"] == "$mlmmj_recipient_restrictions"
         assert options["smtpd_reject_unlisted_recipient"] == "no"
+        # Not scanned by rspamd: one member's domain set to "refuse" would refuse the whole batch.
+        assert options["smtpd_milters"] == ""
         assert int(options["smtpd_recipient_limit"]) == LIST_SMTPD_RECIPIENT_LIMIT
         main_cf = postfix_main_cf(config)
         restrictions = re.search(r"^mlmmj_recipient_restrictions = (.*)$", main_cf, re.M)

@@ -184,6 +184,8 @@ def test_a_real_host_reads_the_map_and_files_junk(tmp_path: Path) -> None:
     host = RealHost(root=tmp_path / "srv", hostname="mx1.example.net", tls_cert=tmp_path / "c.pem",
                     tls_key=tmp_path / "k.pem", rspamd_dir=tmp_path / "rspamd")
     files = {file.path: file.text for file in production_files(host, "pw")}
+    # rspamd's stock thresholds out of reach there too: a domain whose filtering is off is not filtered.
+    assert "reject = 10000;" in files[tmp_path / "rspamd" / "local.d" / "actions.conf"].splitlines()
     override = files[tmp_path / "rspamd" / "rspamd.conf.override"]
     assert f'settings = "{tmp_path}/srv/spam/settings.conf";' in override.splitlines()
     dovecot = templates.dovecot_conf(host)

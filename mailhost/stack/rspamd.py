@@ -142,6 +142,12 @@ def options_inc(config: StackConfig) -> str:
             f'hs_cache_dir = "{HS_CACHE}/";\n')
 
 
+# The global spam actions out of reach, on the test stack and a real host alike: each domain's
+# come from the panel (mailhost.spam); a domain whose filtering is off, and mail to elsewhere, is
+# never refused or marked by rspamd's stock thresholds.
+ACTIONS_CONF = 'reject = 10000;\nadd_header = 10000;\ngreylist = 10000;\nsubject = "***SPAM*** %s";\n'
+
+
 def stack_files(config: StackConfig) -> dict[Path, str]:
     """Every rspamd file of the test stack (under conf_dir)."""
     here = conf_dir(config)
@@ -149,9 +155,7 @@ def stack_files(config: StackConfig) -> dict[Path, str]:
         here / "local.d" / "dkim_signing.conf": dkim_signing_conf(config),
         here / "local.d" / "arc.conf": arc_conf(config),
         here / "local.d" / "options.inc": options_inc(config),
-        # The global spam actions out of reach: each domain's come from the panel (mailhost.spam).
-        here / "local.d" / "actions.conf": ("reject = 10000;\nadd_header = 10000;\ngreylist = 10000;\n"
-                                             'subject = "***SPAM*** %s";\n'),
+        here / "local.d" / "actions.conf": ACTIONS_CONF,
         here / "rspamd.conf.override": spam_settings(config),
         here / "override.d" / "worker-proxy.inc": (
             f'bind_socket = "{HOST}:{config.rspamd_port}";\n'
@@ -171,6 +175,7 @@ def stack_files(config: StackConfig) -> dict[Path, str]:
 def production_files(config: HostConfig) -> dict[Path, str]:
     here = conf_dir(config)
     return {
+        here / "local.d" / "actions.conf": ACTIONS_CONF,
         here / "local.d" / "dkim_signing.conf": dkim_signing_conf(config),
         here / "local.d" / "arc.conf": arc_conf(config),
         here / "rspamd.conf.override": spam_settings(config),

@@ -215,6 +215,10 @@ LIST_SMTPD = [
     f"-o smtpd_recipient_limit={LIST_SMTPD_RECIPIENT_LIMIT}",
     "-o smtpd_sasl_auth_enable=no",
     "-o smtpd_error_sleep_time=0",
+    # Not scanned: the post was scanned when it reached the list, and one transaction holds members
+    # of many domains, whose spam settings differ: one domain's "refuse" (or block list) would
+    # refuse the whole batch, which mlmmj would then requeue.
+    "-o smtpd_milters=",
 ]
 
 
