@@ -209,6 +209,10 @@ def test_no_such_domain_and_a_silent_server_could_not_check(cast: Cast, dns_serv
     assert {check["status"] for check in found.values()} == {"unknown"}
     assert {check["reason"] for check in found.values()} == {"lookup_failed"}
     assert dnscheck.summary(DnsCheck.objects.get(domain=cast.a.domain).results) == "unknown"
+    # The page says it in the user's language, not with the resolver's English sentence.
+    french = client_for(cast, "domain_admin_a", "fr")
+    text = french.get(reverse("screens:domain", args=[cast.a.domain.pk])).content.decode()
+    assert "Les serveurs DNS n" in text and "no answer within" not in text
 
 
 def test_a_domains_lookups_stop_at_its_budget(cast: Cast, settings: Any) -> None:

@@ -49,15 +49,22 @@ def _title(check: dict[str, Any]) -> str:
     return str(check.get("kind", "")).upper()
 
 
+LOOKUP_REASONS = frozenset({"no_such_domain", "lookup_failed"})
+
+
 def shown_checks(found: DnsCheck | None) -> list[Shown]:
     if found is None or dnscheck.summary(found.results) is None:
         return []
     shown = []
     for check in found.results.get("checks", []):
         status = str(check.get("status", dnscheck.UNKNOWN))
-        reason = dnscheck.REASONS.get(str(check.get("reason", "")), "")
+        code = str(check.get("reason", ""))
+        reason = dnscheck.REASONS.get(code, "")
+        # A failed lookup's "found" is the resolver's own sentence, in English: the reason, in the
+        # user's language, says it; the sentence stays in the stored result for support.
+        texts = [] if code in LOOKUP_REASONS else [str(text) for text in check.get("found", [])]
         shown.append(Shown(title=_title(check), status=status, label=_label(status), message=str(reason),
-                           found=[str(text) for text in check.get("found", [])],
+                           found=texts,
                            publish=[{k: str(v) for k, v in record.items()} for record in check.get("publish", [])]
                            if status == dnscheck.BAD else []))
     return shown
