@@ -63,6 +63,7 @@ ACTION_LABELS: dict[str, Any] = {
     "robot.change": gettext_lazy("Mail robot changed"),
     "robot.delete": gettext_lazy("Mail robot deleted"),
     "catchall.set": gettext_lazy("Handling of unknown e-mail changed"),
+    "spam_filter.set": gettext_lazy("Spam filtering changed"),
     "list.create": gettext_lazy("Mailing list created"),
     "list.delete": gettext_lazy("Mailing list deleted"),
     "list.member_add": gettext_lazy("Address added to a mailing list"),

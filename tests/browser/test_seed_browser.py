@@ -120,7 +120,9 @@ def test_the_seed_in_french_as_postmaster(transactional_db: Any, cast: Any, live
     assert page.url == f"{live_server.url}/domains/{domain.pk}/"
     assert person.h1() == f"Menu principal de {DOMAIN}"
     assert page.title().startswith("Menu principal")
-    assert [squash(t) for t in page.locator("main h2").all_inner_texts()] == ["Gérer", "Créer", "Liens rapides"]
+    # QmailAdmin's three parts, then the domain's DNS state and the DKIM records to publish (issue 18).
+    assert [squash(t) for t in page.locator("main h2").all_inner_texts()] == [
+        "Gérer", "Créer", "Liens rapides", "Vérifications DNS", "DKIM : les enregistrements à publier"]
     assert menu_line(person, "Comptes Pop") == "Comptes Pop [Utilisé dans le pack : 2/5]"
     assert menu_line(person, "Redirections") == "Redirections [Utilisé dans le pack : 0/10]"
     assert menu_line(person, "Robots") == "Robots [Utilisé dans le pack : 0/5]"
