@@ -19,20 +19,16 @@ parse as an RSA private key of 1024 to 8192 bits, the domain is the document's c
 
 from __future__ import annotations
 
-import fcntl
 import grp
 import os
 import re
-import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailhost import contract
+from mailhost import contract, mapfiles
 from mailhost.layout import RootLayout
 from mailhost.render import RenderError, domain_name
 
@@ -104,42 +100,6 @@ def _folder(path: Path, gid: int | None) -> None:
     path.chmod(0o750)
 
 
-def _write(path: Path, data: bytes, gid: int | None) -> None:
-    """`data` into `path` atomically (a temporary file in the same folder, renamed), 0640 root:gid.
-    Its modification time always moves on by a second at least: rspamd sees a map changed by its
-    time and size, which a rotation written in the same second would keep."""
-    try:
-        before = int(path.stat().st_mtime)
-    except FileNotFoundError:
-        before = 0
-    tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if gid is not None:
-            os.chown(tmp, 0, gid)
-        os.chmod(tmp, 0o640)
-        if int(tmp.stat().st_mtime) <= before:
-            os.utime(tmp, (before + 1, before + 1))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _locked(cfg: RootLayout) -> Iterator[None]:
-    with open(cfg.dkim_root / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def key_path(cfg: RootLayout, domain: str, name: str) -> Path:
     return cfg.dkim_root / "keys" / f"{domain_name(domain)}.{selector(name)}.key"
 
@@ -162,7 +122,7 @@ def sync(cfg: RootLayout, db: sqlite3.Connection, domain: str, want: Wanted) -> 
     True when a map changed."""
     gid = _group()
     _folder(cfg.dkim_root, gid)
-    with _locked(cfg):
+    with mapfiles.locked(cfg.dkim_root):
         folder = cfg.dkim_root / "keys"
         _folder(folder, gid)
         keep: Path | None = None
@@ -172,7 +132,7 @@ def sync(cfg: RootLayout, db: sqlite3.Connection, domain: str, want: Wanted) -> 
             if keep.is_symlink():
                 raise RenderError(f"{keep} is a symbolic link")
             if not keep.exists() or keep.read_bytes() != pem:
-                _write(keep, pem, gid)
+                mapfiles.write(keep, pem, mode=0o640, gid=gid)
         changed = _write_maps(cfg, db, gid)
         if not want.keep:  # the domain's other keys (a rotation's old one, a removed domain's)
             for path in folder.glob(f"{domain}.*.key"):
@@ -197,6 +157,6 @@ def _write_maps(cfg: RootLayout, db: sqlite3.Connection, gid: int | None) -> boo
         target_path = cfg.dkim_root / file_name
         data = text.encode("ascii")
         if target_path.is_symlink() or not target_path.exists() or target_path.read_bytes() != data:
-            _write(target_path, data, gid)
+            mapfiles.write(target_path, data, mode=0o640, gid=gid)
             changed = True
     return changed

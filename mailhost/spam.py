@@ -23,7 +23,6 @@ lock for the host.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
@@ -31,12 +30,10 @@ import os
 import secrets
 import sqlite3
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TypedDict
 
-from mailhost import contract
+from mailhost import contract, mapfiles
 from mailhost.layout import RootLayout
 from mailhost.render import RenderError, address, domain_name, sieve_string
 
@@ -105,43 +102,10 @@ def wanted(document: contract.Document) -> Wanted:
     return Wanted(keep=False, value=None if given is None else settings(given))
 
 
-def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """`data` into `path` atomically; its time moves on by a second at least (rspamd sees a map
-    changed by its time and size)."""
-    try:
-        before = int(path.stat().st_mtime)
-    except FileNotFoundError:
-        before = 0
-    tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if int(tmp.stat().st_mtime) <= before:
-            os.utime(tmp, (before + 1, before + 1))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _folder(path: Path) -> None:
     if path.is_symlink():
         raise RenderError(f"{path} is a symbolic link")
     path.mkdir(mode=0o755, parents=True, exist_ok=True)
-
-
-@contextmanager
-def _locked(cfg: RootLayout) -> Iterator[None]:
-    with open(cfg.spam_root / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _stored(cfg: RootLayout) -> dict[str, Settings]:
@@ -162,7 +126,7 @@ def sync(cfg: RootLayout, db: sqlite3.Connection, domain: str, want: Wanted) -> 
     """Make the domain's settings file what the document asks, then the map and the Sieve rule
     what the host serves. True when one of them changed."""
     _folder(cfg.spam_root)
-    with _locked(cfg):
+    with mapfiles.locked(cfg.spam_root):
         folder = cfg.spam_root / "domains"
         _folder(folder)
         path = folder / f"{domain_name(domain)}.json"
@@ -172,7 +136,7 @@ def sync(cfg: RootLayout, db: sqlite3.Connection, domain: str, want: Wanted) -> 
             else:
                 data = json.dumps(want.value, sort_keys=True).encode()
                 if path.is_symlink() or not path.exists() or path.read_bytes() != data:
-                    _write(path, data)
+                    mapfiles.write(path, data, mode=0o644)
         return _write_outputs(cfg, db)
 
 
@@ -236,7 +200,7 @@ def _write_outputs(cfg: RootLayout, db: sqlite3.Connection) -> bool:
         target = cfg.spam_root / file_name
         data = text.encode("ascii")
         if target.is_symlink() or not target.exists() or target.read_bytes() != data:
-            _write(target, data)
+            mapfiles.write(target, data, mode=0o644)
             written.add(file_name)
     script = cfg.spam_root / JUNK_SIEVE
     binary = script.with_suffix(".svbin")
